@@ -1,0 +1,185 @@
+"""Question -> ranked passages: dense (FAISS), lexical (BM25) or hybrid (score fusion).
+
+Hybrid fuses min-max normalised dense and BM25 scores over the union of both candidate
+lists, each candidate scored exactly by both retrievers (FINDINGS on SciFact: normalised
+score fusion beats RRF). Overlapping windows of one region are returned once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from collab_qa.chunking import Chunk
+from collab_qa.embedding import Embedder
+from collab_qa.errors import QuestionError
+from collab_qa.index import Index, load_index
+from collab_qa.settings import SearchMode, Settings
+
+SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+
+_FOLLOW_UP_START = re.compile(
+    r"^(and|or|but|also|what about|how about|same for|och|men|än|vad gäller)\b", re.IGNORECASE
+)
+_REFERRING_WORD = re.compile(
+    r"\b(they|them|their|theirs|it|its|this|that|those|these|there|he|she|his|her|"
+    r"de|dem|deras|den|det|dess|hen|hans|hennes)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One passage found for a question.
+
+    Attributes:
+        chunk: The passage with its document id, headings and offsets.
+        title: The document's title.
+        score: The ranking score of the mode used (fused score for hybrid).
+        dense_score: Cosine similarity of question and passage.
+        lexical_score: BM25 score of the passage (0 when no question word occurs).
+    """
+
+    chunk: Chunk
+    title: str
+    score: float
+    dense_score: float
+    lexical_score: float
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def citation(self) -> str:
+        """"Document title › heading › subheading"."""
+        return " › ".join((self.title, *self.chunk.heading_path))
+
+
+def is_follow_up(question: str) -> bool:
+    """A short question that leans on the previous one ("and their phone number?")."""
+    words = question.split()
+    return bool(
+        _FOLLOW_UP_START.match(question.strip())
+        or (len(words) <= 8 and _REFERRING_WORD.search(question))
+        or len(words) <= 3
+    )
+
+
+def compose_query(question: str, history: Sequence[str] = ()) -> str:
+    """The text to retrieve with: a follow-up is read together with the previous question."""
+    previous = [turn.strip() for turn in history if turn and turn.strip()]
+    if previous and is_follow_up(question):
+        return f"{previous[-1]} {question.strip()}"
+    return question.strip()
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if high - low < 1e-9:
+        return np.zeros_like(values) if high <= 0 else np.ones_like(values)
+    return (values - low) / (high - low)
+
+
+class Searcher:
+    """Searches one loaded index with one embedder; both are loaded once by the caller."""
+
+    def __init__(self, index: Index, embedder: Embedder, *, dense_weight: float = 0.6,
+                 max_question_chars: int = 1000, max_k: int = 50) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.dense_weight = dense_weight
+        self.max_question_chars = max_question_chars
+        self.max_k = max_k
+
+    def validate(self, question: str, k: int, mode: str) -> str:
+        """Return the stripped question, or raise QuestionError with a sentence."""
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("The question is empty; type a question.")
+        if len(question) > self.max_question_chars:
+            raise QuestionError(
+                f"The question is {len(question):,} characters long; the limit is "
+                f"{self.max_question_chars:,}."
+            )
+        if "\x00" in question:
+            raise QuestionError("The question contains a NUL character.")
+        if mode not in SEARCH_MODES:
+            raise QuestionError(f"Unknown mode '{mode}'; use one of {', '.join(SEARCH_MODES)}.")
+        if not 1 <= k <= self.max_k:
+            raise QuestionError(f"k must be between 1 and {self.max_k}, not {k}.")
+        return question.strip()
+
+    def search(self, question: str, k: int = 5, mode: str = "hybrid",
+               history: Sequence[str] = ()) -> list[Hit]:
+        """Rank passages for a question.
+
+        Args:
+            question: The user's question (at most ``max_question_chars`` characters).
+            k: Number of passages to return.
+            mode: ``hybrid``, ``dense`` or ``lexical``.
+            history: Earlier questions of the conversation, oldest first.
+
+        Raises:
+            QuestionError: for an empty or too long question, a bad k or an unknown mode.
+        """
+        query = compose_query(self.validate(question, k, mode), history)
+        total = len(self.index.chunks)
+        if total == 0:
+            return []
+        pool = min(total, max(4 * k, 40))
+        candidates: set[int] = set()
+        query_vector: np.ndarray | None = None
+        lexical_all: np.ndarray | None = None
+        if mode in ("hybrid", "dense"):
+            query_vector = self.embedder.encode_query(query)
+            _, ids = self.index.dense.search(query_vector[None, :], pool)
+            candidates.update(int(i) for i in ids[0] if i >= 0)
+        if mode in ("hybrid", "lexical"):
+            lexical_all = self.index.lexical.scores(query)
+            top = np.argpartition(-lexical_all, pool - 1)[:pool] if pool < total else \
+                np.arange(total)
+            candidates.update(int(i) for i in top if lexical_all[i] > 0)
+        if not candidates:
+            return []
+        ids = np.fromiter(sorted(candidates), dtype=np.int64)
+        dense = (np.asarray(self.index.vectors[ids] @ query_vector, dtype=np.float32)
+                 if query_vector is not None else np.zeros(len(ids), dtype=np.float32))
+        lexical = (lexical_all[ids] if lexical_all is not None
+                   else np.zeros(len(ids), dtype=np.float32))
+        if mode == "dense":
+            scores = dense
+        elif mode == "lexical":
+            scores = lexical
+        else:
+            scores = (self.dense_weight * _min_max(dense)
+                      + (1 - self.dense_weight) * _min_max(lexical))
+        order = np.argsort(-scores, kind="stable")
+        hits: list[Hit] = []
+        for position in order:
+            chunk = self.index.chunks[int(ids[position])]
+            if any(h.doc_id == chunk.doc_id and h.chunk.start < chunk.end
+                   and chunk.start < h.chunk.end for h in hits):
+                continue
+            hits.append(Hit(chunk, self.index.title_of(chunk.doc_id), float(scores[position]),
+                            float(dense[position]), float(lexical[position])))
+            if len(hits) == k:
+                break
+        return hits
+
+
+def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:
+    """Load the live index for ``embedder`` and wrap it in a Searcher configured by settings.
+
+    Raises:
+        IndexLoadError: when the index is missing, corrupt or built with another model.
+    """
+    index = load_index(settings.index_dir, expected_model_id=embedder.model_id)
+    return Searcher(index, embedder, dense_weight=settings.dense_weight,
+                    max_question_chars=settings.max_question_chars, max_k=settings.max_k)

@@ -1,0 +1,58 @@
+"""All settings in one place. Every field can be set with an environment variable
+``COLLAB_QA_<FIELD>`` (upper case) or in a ``.env`` file; the README lists them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+
+
+class Settings(BaseSettings):
+    """collab-qa settings; the env prefix is ``COLLAB_QA_``."""
+
+    model_config = SettingsConfigDict(env_prefix="COLLAB_QA_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder with the source documents.")
+    index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
+    data_dir: Path = Field(
+        Path("data"), description="Folder for local data such as answer feedback."
+    )
+    model: str = Field(
+        "",
+        description=(
+            "Path to a local sentence-transformers model directory; empty means the bundled "
+            "all-MiniLM-L6-v2."
+        ),
+    )
+    chunk_tokens: int = Field(
+        200, ge=32, le=512, description="Largest chunk, in model wordpieces (before the prefix)."
+    )
+    chunk_overlap_tokens: int = Field(
+        40, ge=0, le=200, description="Up to this many wordpieces of whole sentences are repeated "
+        "at the start of the next chunk."
+    )
+    max_file_bytes: int = Field(
+        20_000_000, ge=1, description="Files larger than this are skipped with a reason."
+    )
+    hnsw_threshold: int = Field(
+        50_000, ge=1, description="From this many chunks on, the dense index is HNSW, not exact."
+    )
+    default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given.")
+    max_k: int = Field(50, ge=1, le=1000, description="Largest k a request may ask for.")
+    default_mode: SearchMode = Field("hybrid", description="Search mode when none is given.")
+    dense_weight: float = Field(
+        0.6, ge=0.0, le=1.0, description="Weight of the dense score in hybrid fusion (rest: BM25)."
+    )
+    max_question_chars: int = Field(
+        1000, ge=10, description="Longer questions are refused with a clear message."
+    )
+    build_lock_timeout: float = Field(
+        30.0, ge=0.0, description="Seconds a build waits for another build to finish."
+    )
+    host: str = Field("127.0.0.1", description="Address `collab-qa serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `collab-qa serve` listens on.")

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collab_qa.chunking import ChunkerConfig
+from collab_qa.embedding import FakeEmbedder
+from collab_qa.errors import BuildLockedError, IndexLoadError
+from collab_qa.index import (
+    CURRENT_FILE,
+    LOCK_FILE,
+    build_index,
+    current_version_dir,
+    load_index,
+    make_vector_index,
+)
+from collab_qa.search import Searcher
+from tests.conftest import build
+
+
+def test_build_writes_a_versioned_index(tmp_corpus: Path, tmp_path: Path,
+                                        fake_embedder: FakeEmbedder) -> None:
+    index_dir = tmp_path / "index"
+    report = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    assert sorted(report.added) == sorted(p.name for p in tmp_corpus.iterdir())
+    version = current_version_dir(index_dir)
+    assert version is not None and version.name == report.version
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["model"] == {"id": "fake-embedder", "dimension": 64}
+    assert manifest["totals"]["chunks"] == report.chunks > 5
+    assert manifest["chunker"]["max_tokens"] == 200
+    index = load_index(index_dir)
+    assert len(index.chunks) == report.chunks
+    assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_incremental_rebuild_reembeds_only_changes(tmp_corpus: Path, tmp_path: Path,
+                                                   fake_embedder: FakeEmbedder) -> None:
+    index_dir = tmp_path / "index"
+    first = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    germany = tmp_corpus / "collaboration-in-germany.txt"
+    germany.write_text(germany.read_text().replace(
+        "KI has no central post doc agreements", "KI has a zebrafish agreement"), encoding="utf-8")
+    (tmp_corpus / "cutcancer-twinning-project.txt").unlink()
+
+    report = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+
+    assert report.changed == ["collaboration-in-germany.txt"]
+    assert report.removed == ["cutcancer-twinning-project.txt"]
+    assert len(report.unchanged) == 3 and not report.full_rebuild_reason
+    assert 0 < report.embedded_chunks < first.embedded_chunks
+    index = load_index(index_dir)
+    texts = " ".join(c.text for c in index.chunks)
+    assert "zebrafish" in texts
+    assert "no central post doc agreements" not in texts
+    assert "Cutcancer" not in texts and "cutcancer-twinning-project.txt" not in index.documents
+    searcher = Searcher(index, fake_embedder)
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = searcher.search("Cutcancer twinning NIB Swansea", k=10, mode=mode)
+        assert all(h.doc_id != "cutcancer-twinning-project.txt" for h in hits)
+    assert searcher.search("zebrafish agreement", k=1, mode="lexical")[0].doc_id == \
+        "collaboration-in-germany.txt"
+
+
+def test_unchanged_corpus_is_up_to_date(tmp_corpus: Path, tmp_path: Path,
+                                        fake_embedder: FakeEmbedder) -> None:
+    index_dir = tmp_path / "index"
+    first = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    again = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    assert again.up_to_date and again.version == first.version and again.embedded_chunks == 0
+
+
+def test_model_or_chunker_change_forces_full_rebuild(tmp_corpus: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    build_index(tmp_corpus, index_dir, FakeEmbedder(), ChunkerConfig())
+    other_model = build_index(tmp_corpus, index_dir, FakeEmbedder(model_id="other"),
+                              ChunkerConfig())
+    assert "model changed" in (other_model.full_rebuild_reason or "")
+    assert other_model.embedded_chunks == other_model.chunks
+    other_chunks = build_index(tmp_corpus, index_dir, FakeEmbedder(model_id="other"),
+                               ChunkerConfig(max_tokens=100))
+    assert "chunker" in (other_chunks.full_rebuild_reason or "")
+    with pytest.raises(IndexLoadError, match="built with model other"):
+        load_index(index_dir, expected_model_id="fake-embedder")
+
+
+def test_old_versions_and_leftovers_are_cleaned(tmp_corpus: Path, tmp_path: Path,
+                                                fake_embedder: FakeEmbedder) -> None:
+    index_dir = tmp_path / "index"
+    for i in range(4):
+        (tmp_corpus / "extra.txt").write_text(f"Extra document number {i}.", encoding="utf-8")
+        build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    (index_dir / ".tmp-crashed").mkdir()
+    (tmp_corpus / "extra.txt").unlink()
+    build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    versions = [p for p in index_dir.iterdir() if p.is_dir()]
+    assert len(versions) == 2 and not (index_dir / ".tmp-crashed").exists()
+
+
+def test_a_second_build_waits_for_the_lock(tmp_corpus: Path, tmp_path: Path,
+                                           fake_embedder: FakeEmbedder) -> None:
+    from filelock import FileLock
+
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    lock = FileLock(str(index_dir / LOCK_FILE))
+    with lock:
+        errors: list[Exception] = []
+
+        def second_build() -> None:
+            try:
+                build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig(),
+                            lock_timeout=0.2)
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=second_build)
+        thread.start()
+        thread.join()
+    assert isinstance(errors[0], BuildLockedError)
+    assert "Another build" in str(errors[0])
+    assert not (index_dir / CURRENT_FILE).exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate_faiss", "wrong_dimension", "wrong_count",
+                                    "missing_chunks", "garbled_manifest", "garbled_current"])
+def test_corrupt_index_is_refused_with_the_file_and_the_fix(
+    damage: str, tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    index_dir = tmp_path / "index"
+    build(tmp_corpus, index_dir, fake_embedder)
+    version = current_version_dir(index_dir)
+    assert version is not None
+    manifest_path = version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if damage == "truncate_faiss":
+        data = (version / "dense.faiss").read_bytes()
+        (version / "dense.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "wrong_dimension":
+        manifest["model"]["dimension"] = 384
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "wrong_count":
+        manifest["totals"]["chunks"] += 1
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "missing_chunks":
+        (version / "chunks.jsonl").unlink()
+    elif damage == "garbled_manifest":
+        manifest_path.write_text("{not json")
+    else:
+        (index_dir / CURRENT_FILE).write_text("../../etc")
+    with pytest.raises(IndexLoadError) as caught:
+        load_index(index_dir)
+    assert "collab-qa index --full" in str(caught.value)
+
+
+def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(IndexLoadError, match="collab-qa index"):
+        load_index(tmp_path / "nothing")
+
+
+def test_hnsw_above_threshold() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = make_vector_index(vectors, hnsw_threshold=1000)
+    approximate = make_vector_index(vectors, hnsw_threshold=100)
+    assert type(exact).__name__ == "IndexFlatIP"
+    assert type(approximate).__name__ == "IndexHNSWFlat"
+    _, exact_ids = exact.search(vectors[:20], 10)
+    _, approx_ids = approximate.search(vectors[:20], 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_ids, approx_ids,
+                                                                 strict=True)])
+    assert recall >= 0.9

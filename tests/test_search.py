@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collab_qa.embedding import FakeEmbedder
+from collab_qa.errors import QuestionError
+from collab_qa.search import Searcher, compose_query, is_follow_up
+from tests.conftest import build
+
+
+@pytest.fixture
+def searcher(tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Searcher:
+    return Searcher(build(tmp_corpus, tmp_path / "index", fake_embedder), fake_embedder)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_every_mode_returns_ranked_hits(searcher: Searcher, mode: str) -> None:
+    hits = searcher.search("biobank coordinator samples", k=5, mode=mode)
+    assert 1 <= len(hits) <= 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    hit = hits[0]
+    assert hit.citation.startswith(hit.title)
+    assert hit.text == searcher.index.documents[hit.doc_id].text[hit.chunk.start:hit.chunk.end]
+
+
+def test_lexical_finds_the_exact_term(searcher: Searcher) -> None:
+    hit = searcher.search("biobank@ki.se", k=1, mode="lexical")[0]
+    assert "biobank@ki.se" in hit.text
+
+
+def test_overlapping_chunks_are_not_returned_twice(searcher: Searcher) -> None:
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = searcher.search("cancer research collaboration Karolinska", k=20, mode=mode)
+        for i, a in enumerate(hits):
+            for b in hits[i + 1:]:
+                assert a.doc_id != b.doc_id or a.chunk.end <= b.chunk.start or \
+                    b.chunk.end <= a.chunk.start
+
+
+def test_unknown_words_give_no_lexical_hits(searcher: Searcher) -> None:
+    assert searcher.search("xyzzyplugh", mode="lexical") == []
+
+
+@pytest.mark.parametrize(("question", "k", "mode", "message"), [
+    ("", 5, "hybrid", "empty"),
+    ("   ", 5, "hybrid", "empty"),
+    ("x" * 1001, 5, "hybrid", "limit"),
+    ("ok?", 0, "hybrid", "k must be"),
+    ("ok?", 10**9, "hybrid", "k must be"),
+    ("ok?", 5, "fuzzy", "Unknown mode"),
+    ("a\x00b", 5, "hybrid", "NUL"),
+])
+def test_bad_questions_get_a_sentence(searcher: Searcher, question: str, k: int, mode: str,
+                                      message: str) -> None:
+    with pytest.raises(QuestionError, match=message):
+        searcher.search(question, k=k, mode=mode)
+
+
+def test_follow_ups_are_read_with_the_previous_question() -> None:
+    assert is_follow_up("and their phone number?")
+    assert is_follow_up("what about Germany?")
+    assert not is_follow_up("Who do I contact about biobank samples at Karolinska?")
+    history = ["who do I contact about biobank samples"]
+    assert compose_query("and their phone number?", history) == \
+        "who do I contact about biobank samples and their phone number?"
+    assert compose_query("What is a Data Transfer Agreement for?", history) == \
+        "What is a Data Transfer Agreement for?"
+    assert compose_query("and the phone?", []) == "and the phone?"
