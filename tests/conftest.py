@@ -14,10 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collab_qa.chunking import ChunkerConfig  # noqa: E402
-from collab_qa.embedding import Embedder, FakeEmbedder, SentenceTransformerEmbedder  # noqa: E402
-from collab_qa.index import Index, build_index, load_index  # noqa: E402
-from collab_qa.search import Searcher  # noqa: E402
+from collab_qa.chunking import ChunkerConfig
+from collab_qa.embedding import Embedder, FakeEmbedder, SentenceTransformerEmbedder
+from collab_qa.index import Index, build_index, load_index
+from collab_qa.search import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"

@@ -9,6 +9,7 @@ A chunk's ``start``/``end`` slice the document text to exactly the chunk's text.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -154,7 +155,7 @@ def _heading_levels(
                 block = []
             block.append(i)
         content = [i for i, (_, _, line) in enumerate(lines) if not is_placeholder(line)]
-        following = {a: b for a, b in zip(content, content[1:], strict=False)}
+        following = {a: b for a, b in itertools.pairwise(content)}
         for i, (_, _, line) in enumerate(lines):
             if not candidates[i]:
                 continue

@@ -260,7 +260,8 @@ def load_corpus(corpus_dir: Path, max_file_bytes: int) -> tuple[list[Document], 
     for path in iter_corpus_files(corpus_dir):
         doc_id = path.relative_to(corpus_dir).as_posix()
         if path.suffix.lower() not in LOADERS:
-            skipped.append(SkippedFile(doc_id, f"unsupported file type '{path.suffix or path.name}'"))
+            kind = path.suffix or path.name
+            skipped.append(SkippedFile(doc_id, f"unsupported file type '{kind}'"))
             continue
         try:
             document = read_document(path, doc_id, root, max_file_bytes)

@@ -248,7 +248,8 @@ def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Inde
             raise IndexLoadError(f"{path / file} {what}; {REBUILD_HINT}.")
 
     chunk_rows = _read_jsonl(path / CHUNKS)
-    check(len(chunk_rows) == total, CHUNKS, f"holds {len(chunk_rows)} chunks, manifest says {total}")
+    check(len(chunk_rows) == total, CHUNKS,
+          f"holds {len(chunk_rows)} chunks, manifest says {total}")
     document_rows = _read_jsonl(path / DOCUMENTS)
     documents = {
         row["id"]: DocumentRecord(

@@ -91,7 +91,7 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 class Searcher:
     """Searches one loaded index with one embedder; both are loaded once by the caller."""
 
-    def __init__(self, index: Index, embedder: Embedder, *, dense_weight: float = 0.6,
+    def __init__(self, index: Index, embedder: Embedder, *, dense_weight: float = 0.5,
                  max_question_chars: int = 1000, max_k: int = 50) -> None:
         self.index = index
         self.embedder = embedder
@@ -159,7 +159,7 @@ class Searcher:
             scores = lexical
         else:
             scores = (self.dense_weight * _min_max(dense)
-                      + (1 - self.dense_weight) * _min_max(lexical))
+                      + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         hits: list[Hit] = []
         for position in order:

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a request may ask for.")
     default_mode: SearchMode = Field("hybrid", description="Search mode when none is given.")
     dense_weight: float = Field(
-        0.6, ge=0.0, le=1.0, description="Weight of the dense score in hybrid fusion (rest: BM25)."
+        0.5, ge=0.0, le=1.0, description="Weight of the dense score in hybrid fusion (rest: BM25)."
     )
     max_question_chars: int = Field(
         1000, ge=10, description="Longer questions are refused with a clear message."
