@@ -56,3 +56,7 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `collab-qa serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `collab-qa serve` listens on.")
+    admin_token: str = Field(
+        "", repr=False, description="Token that allows rebuilding the index from a non-loopback "
+        "client (header `Authorization: Bearer <token>`); empty means loopback only.",
+    )
