@@ -110,3 +110,53 @@ def ask(
     for rank, hit in enumerate(hits, 1):
         console.print(f"[bold]{rank}. {hit.citation}[/]  [dim]{hit.score:.3f}[/]", highlight=False)
         console.print(f"   {hit.text}\n", highlight=False, markup=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [default: setting].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: setting].")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Re-index when corpus files change.")]
+    = False,
+) -> None:
+    """Serve the web chat and the JSON API; builds the index first when there is none."""
+    import uvicorn
+
+    from collab_qa.app import create_app, rebuild_index, served_url
+    from collab_qa.embedding import load_embedder
+    from collab_qa.index import current_version_dir, load_index
+
+    settings = load_settings(host=host, port=port)
+    with user_errors():
+        embedder = load_embedder(settings.model)
+        if current_version_dir(settings.index_dir) is None:
+            console.print(f"No index in {settings.index_dir} yet; building it from "
+                          f"{settings.corpus_dir}...", highlight=False)
+            report = rebuild_index(settings, embedder)
+            console.print(f"Index {report.version}: {report.chunks} chunks from "
+                          f"{len(report.added)} documents in {report.seconds:.1f} s.",
+                          highlight=False)
+        load_index(settings.index_dir, expected_model_id=embedder.model_id)
+    console.print(f"collab-qa is serving on [bold]{served_url(settings.host, settings.port)}[/]"
+                  f"{' (re-indexing on corpus changes)' if watch else ''}; Ctrl+C stops it.",
+                  highlight=False)
+    uvicorn.run(create_app(settings, embedder=embedder, watch=watch), host=settings.host,
+                port=settings.port, log_level="info", timeout_keep_alive=5)
+
+
+feedback_app = typer.Typer(help="Answer feedback (👍/👎) given in the web chat.",
+                           no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    include_down: Annotated[bool, typer.Option(
+        "--include-down", help="Also print 👎 answers (ids review-…) to fill in.")] = False,
+) -> None:
+    """Print the feedback as lines of the eval question format, for eval/questions.jsonl."""
+    from collab_qa.feedback import FeedbackStore, eval_lines
+
+    settings = load_settings()
+    for line in eval_lines(list(FeedbackStore(settings.data_dir).read()), include_down):
+        typer.echo(json.dumps(line, ensure_ascii=False))
