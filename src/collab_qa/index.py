@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faiss
 import numpy as np
@@ -206,21 +206,37 @@ def load_index(index_dir: Path, *, expected_model_id: str | None = None,
     Raises:
         IndexLoadError: naming the file at fault and the fix.
     """
-    path = current_version_dir(index_dir)
-    if path is None:
-        raise IndexLoadError(f"No index in {index_dir}; build it with `collab-qa index`.")
+    for _attempt in range(3):
+        path = current_version_dir(index_dir)
+        if path is None:
+            raise IndexLoadError(f"No index in {index_dir}; build it with `collab-qa index`.")
+        try:
+            return _load_version(path, expected_model_id, mmap)
+        except Exception as exc:
+            if _switched_since(index_dir, path):
+                continue  # a build switched CURRENT and cleaned up while we read: read again
+            _raise_load_error(path, exc)
+    raise IndexLoadError(f"The index in {index_dir} kept changing while it was read; try again.")
+
+
+def _switched_since(index_dir: Path, path: Path) -> bool:
     try:
-        return _load_version(path, expected_model_id, mmap)
+        return current_version_dir(index_dir) != path
     except IndexLoadError:
-        raise
-    except FileNotFoundError as exc:
+        return False
+
+
+def _raise_load_error(path: Path, exc: Exception) -> NoReturn:
+    if isinstance(exc, IndexLoadError):
+        raise exc
+    if isinstance(exc, FileNotFoundError):
         raise IndexLoadError(
             f"The index file {exc.filename} is missing; {REBUILD_HINT}."
         ) from exc
-    except Exception as exc:  # corrupt files raise anything from json, numpy, faiss or bm25s
-        raise IndexLoadError(
-            f"The index in {path} is corrupt ({type(exc).__name__}: {exc}); {REBUILD_HINT}."
-        ) from exc
+    # corrupt files raise anything from json, numpy, faiss or bm25s
+    raise IndexLoadError(
+        f"The index in {path} is corrupt ({type(exc).__name__}: {exc}); {REBUILD_HINT}."
+    ) from exc
 
 
 def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Index:
@@ -264,6 +280,8 @@ def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Inde
               row["end"], row["text"])
         for row in chunk_rows
     ]
+    check({chunk.doc_id for chunk in chunks} <= set(documents), CHUNKS,
+          "names documents that documents.jsonl does not hold")
     vectors = np.load(path / VECTORS, mmap_mode="r" if mmap else None)
     check(vectors.shape == (total, dimension), VECTORS,
           f"has shape {vectors.shape}, expected ({total}, {dimension})")
@@ -328,23 +346,40 @@ def _new_version_name() -> str:
 
 
 def remove_leftovers(index_dir: Path, keep: int = 2) -> None:
-    """Delete unfinished build folders and all but the ``keep`` newest versions."""
+    """Delete what crashed builds left and all but the ``keep`` newest live versions.
+
+    Leftovers are the temporary build folders and pointer files, and version folders newer
+    than ``CURRENT`` (a build killed between renaming its folder and switching ``CURRENT``).
+    The version before the current one is kept by default, so a server that read ``CURRENT``
+    just before a switch can still load it. Runs under the build lock.
+    """
     if not index_dir.is_dir():
         return
     for tmp in index_dir.glob(TMP_PREFIX + "*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    current = current_version_dir(index_dir) if (index_dir / CURRENT_FILE).exists() else None
-    versions = sorted(p for p in index_dir.glob("v*") if p.is_dir())
-    for old in versions[:-keep] if keep else versions:
-        if current is None or old.name != current.name:
-            shutil.rmtree(old, ignore_errors=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+    try:
+        current = current_version_dir(index_dir)
+    except IndexLoadError:
+        return  # a garbled CURRENT: delete no version; the build writes a new CURRENT
+    versions = sorted(p for p in index_dir.glob("v*") if p.is_dir() and not p.is_symlink())
+    if current is None:
+        doomed = versions  # nothing was ever made live: every version is a crashed build's
+    else:
+        older = [p.name for p in versions if p.name < current.name]
+        kept = {current.name, *older[max(len(older) - max(keep - 1, 0), 0):]}
+        doomed = [p for p in versions if p.name not in kept]
+    for old in doomed:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _previous_index(index_dir: Path) -> tuple[Index | None, str | None]:
     try:
         return load_index(index_dir, mmap=False), None
     except IndexLoadError as exc:
-        if current_version_dir(index_dir) is None:
+        if not (index_dir / CURRENT_FILE).exists():
             return None, "no previous index"
         return None, f"the previous index could not be read ({exc})"
 
