@@ -42,6 +42,7 @@ from collab_qa.errors import BuildLockedError, IndexLoadError, QuestionError, Us
 from collab_qa.feedback import Feedback, FeedbackStore, Rating
 from collab_qa.index import CURRENT_FILE, BuildReport, build_index, current_version_dir, load_index
 from collab_qa.search import Searcher
+from collab_qa.security import install_security
 from collab_qa.settings import SearchMode, Settings
 from collab_qa.views import (
     answer_payload,
@@ -92,7 +93,7 @@ class LiveIndex:
         self.embedder = embedder
         self.reload_error: str | None = None
         self._loaded: LoadedIndex | None = None
-        self._signature: tuple[int, int, int] | None = None
+        self._signature: tuple[int, int, int] | None = (-1, -1, -1)  # nothing checked yet
         self._lock = threading.Lock()
 
     def _pointer_signature(self) -> tuple[int, int, int] | None:
@@ -425,6 +426,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.conversations = conversations
     app.state.feedback = feedback
     app.mount("/static", StaticFiles(directory=str(ASSETS / "static")), name="static")
+    install_security(app, settings)
 
     def live_index() -> LiveIndex:
         live = state.get("live")
@@ -692,7 +694,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     def readyz() -> Response:
         """An index is loaded; its manifest summary, and why a newer one was not loaded."""
         live = state.get("live")
-        loaded = live.current() if live is not None and live.loaded is not None else None
+        if live is not None:
+            live.refresh()
+        loaded = live.loaded if live is not None else None
         if live is None or loaded is None:
             reason = live.reload_error if live is not None else "The server is starting."
             return JSONResponse({"detail": f"No index is loaded: {reason}"}, status_code=503)
