@@ -60,3 +60,15 @@ class Settings(BaseSettings):
         "", repr=False, description="Token that allows rebuilding the index from a non-loopback "
         "client (header `Authorization: Bearer <token>`); empty means loopback only.",
     )
+    trusted_hosts: str = Field(
+        "localhost,127.0.0.1,::1", description="Comma-separated host names the server answers "
+        "to (the Host header; `*.example.org` allows sub-domains, `*` any); others get 400. "
+        "The `host` setting, when it is a specific address, is added.",
+    )
+    max_body_bytes: int = Field(
+        262_144, ge=1024, description="Larger request bodies are refused with 413 before they "
+        "are read.",
+    )
+    max_connections: int = Field(
+        100, ge=1, description="Concurrent connections `collab-qa serve` accepts; more get 503.",
+    )

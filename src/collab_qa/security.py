@@ -1,0 +1,218 @@
+"""What the web app exposes, and how little: security headers, a request body limit and a Host
+check, installed on the app by ``install_security(app, settings)``.
+
+- Every response carries a Content-Security-Policy that allows scripts, styles and images from
+  this server only (no inline script, no framing), ``X-Content-Type-Options: nosniff``, a
+  strict ``Referrer-Policy`` and friends. FastAPI's ``/docs`` and ``/redoc`` pages get their
+  own policy: their inline script is allowed by its sha256 hash and their assets by the CDN
+  FastAPI loads them from; no other page may run inline script.
+- A request whose body is larger than ``COLLAB_QA_MAX_BODY_BYTES`` is refused with 413 before
+  anything reads it (by its Content-Length, or, for a chunked body, as soon as the bytes read
+  pass the limit).
+- A request whose ``Host`` is not in ``COLLAB_QA_TRUSTED_HOSTS`` is refused with 400, so a web
+  page elsewhere cannot reach a server on this machine through DNS rebinding.
+
+Admin routes (rebuilding the index) check the client address and ``COLLAB_QA_ADMIN_TOKEN`` in
+``app.py``; the bind address, connection limit and timeouts are set by ``collab-qa serve``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from collab_qa.settings import Settings
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_CDN = "https://cdn.jsdelivr.net"
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while a chunked body is read, once it passes the limit (FastAPI re-raises
+    HTTPExceptions from body reading, so the app's handler answers 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, body_too_large_sentence(limit))
+
+
+def body_too_large_sentence(limit: int) -> str:
+    return f"The request body is larger than the {limit:,}-byte limit; send a shorter request."
+
+
+def parse_trusted_hosts(value: str) -> list[str]:
+    """``COLLAB_QA_TRUSTED_HOSTS`` as lower-case host names without brackets or ports."""
+    hosts = []
+    for item in value.split(","):
+        host = item.strip().lower()
+        if host.startswith("[") and "]" in host:
+            host = host[1:host.index("]")]
+        if host:
+            hosts.append(host)
+    return hosts
+
+
+def host_of(header: str) -> str:
+    """The host name of a Host header: brackets and port removed, lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.index("]")] if "]" in header else header
+    if header.count(":") == 1:
+        return header.split(":", 1)[0]
+    return header
+
+
+def host_allowed(header: str, trusted: list[str]) -> bool:
+    """Whether a Host header names a trusted host; ``*.example.org`` allows sub-domains."""
+    if "*" in trusted:
+        return True
+    host = host_of(header)
+    return any(host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+               for pattern in trusted)
+
+
+def script_hashes(html: bytes) -> list[str]:
+    """CSP source expressions for the inline scripts of a page."""
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(body).digest()).decode()}'"
+            for body in _INLINE_SCRIPT.findall(html)]
+
+
+def docs_policy(html: bytes) -> str:
+    """The policy of FastAPI's own documentation pages: their inline script by hash, their
+    assets from the CDN FastAPI uses."""
+    scripts = " ".join(["'self'", DOCS_CDN, *script_hashes(html)])
+    return (f"default-src 'self'; script-src {scripts}; style-src 'self' {DOCS_CDN}; "
+            f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+async def _send_json(send: Send, status: int, detail: str,
+                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityMiddleware:
+    """Pure ASGI middleware: Host check, body limit and security headers on every response."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, trusted_hosts: list[str],
+                 docs_paths: frozenset[str]) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.trusted_hosts = trusted_hosts
+        self.docs_paths = docs_paths
+
+    def _headers(self, message: Message, policy: str) -> Message:
+        present = {name.lower() for name, _ in message.get("headers", [])}
+        headers = list(message.get("headers", []))
+        for name, value in [("content-security-policy", policy), *SECURITY_HEADERS.items()]:
+            if name.encode() not in present:
+                headers.append((name.encode(), value.encode()))
+        return {**message, "headers": headers}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        started = False
+
+        async def send_secured(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = self._headers(message, CONTENT_SECURITY_POLICY)
+            await send(message)
+
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host_allowed(host, self.trusted_hosts):
+            await _send_json(send_secured, 400, "This server does not answer to that host "
+                             "name; the administrator can add it to COLLAB_QA_TRUSTED_HOSTS.")
+            return
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _send_json(send_secured, 400, "The Content-Length header is not a number.")
+                return
+            if declared > self.max_body_bytes:
+                # Refused before anything reads the body; the connection is closed after it.
+                await _send_json(send_secured, 413, body_too_large_sentence(self.max_body_bytes),
+                                 [(b"connection", b"close")])
+                return
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        target = send_secured
+        if scope.get("path") in self.docs_paths:
+            target = self._docs_sender(send)
+        try:
+            await self.app(scope, receive_limited, target)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _send_json(send_secured, 413, body_too_large_sentence(self.max_body_bytes),
+                             [(b"connection", b"close")])
+
+    def _docs_sender(self, send: Send) -> Any:
+        """Hold a documentation page until its body is complete, to hash its inline script."""
+        held: list[Message] = []
+
+        async def send_docs(message: Message) -> None:
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                html = b"".join(m.get("body", b"") for m in held
+                                if m["type"] == "http.response.body")
+                start = next(m for m in held if m["type"] == "http.response.start")
+                await send(self._headers(start, docs_policy(html)))
+                await send({"type": "http.response.body", "body": html})
+
+        return send_docs
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """Add the security headers, the body limit and the Host check to ``app``.
+
+    Args:
+        app: The application from ``create_app``.
+        settings: ``max_body_bytes`` and ``trusted_hosts`` are used; ``host``, when it is a
+            specific address, is trusted as well.
+    """
+    trusted = parse_trusted_hosts(settings.trusted_hosts)
+    bind = settings.host.strip().lower()
+    if bind and bind not in ("0.0.0.0", "::") and bind not in trusted:
+        trusted.append(bind.strip("[]"))
+    docs = frozenset(path for path in (app.docs_url, app.redoc_url) if path)
+    app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes,
+                       trusted_hosts=trusted, docs_paths=docs)
