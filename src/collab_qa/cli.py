@@ -140,8 +140,12 @@ def serve(
     console.print(f"collab-qa is serving on [bold]{served_url(settings.host, settings.port)}[/]"
                   f"{' (re-indexing on corpus changes)' if watch else ''}; Ctrl+C stops it.",
                   highlight=False)
+    # Bounded: at most max_connections at once (then 503), idle keep-alive closed after 5 s,
+    # X-Forwarded-For trusted from a proxy on this machine only, no Server header.
     uvicorn.run(create_app(settings, embedder=embedder, watch=watch), host=settings.host,
-                port=settings.port, log_level="info", timeout_keep_alive=5)
+                port=settings.port, log_level="info", timeout_keep_alive=5,
+                limit_concurrency=settings.max_connections, timeout_graceful_shutdown=10,
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1", server_header=False)
 
 
 feedback_app = typer.Typer(help="Answer feedback (👍/👎) given in the web chat.",
