@@ -22,7 +22,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -239,57 +240,81 @@ def _raise_load_error(path: Path, exc: Exception) -> NoReturn:
     ) from exc
 
 
+@contextmanager
+def _reading(file: Path) -> Iterator[None]:
+    """Turn whatever a corrupt or missing file raises into a message naming that file."""
+    try:
+        yield
+    except IndexLoadError:
+        raise
+    except Exception as exc:  # corrupt files raise anything from json, numpy, faiss or bm25s
+        if isinstance(exc, FileNotFoundError) or not file.exists():
+            raise IndexLoadError(f"The index file {file} is missing; {REBUILD_HINT}.") from exc
+        why = " ".join(str(exc).split())
+        why = why if len(why) <= 160 else why[:157] + "..."
+        raise IndexLoadError(
+            f"The index file {file} is corrupt ({type(exc).__name__}: {why}); {REBUILD_HINT}."
+        ) from exc
+
+
 def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Index:
     manifest_path = path / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise IndexLoadError(f"{manifest_path} is not valid JSON; {REBUILD_HINT}.") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexLoadError(
-            f"{manifest_path} has format {manifest.get('format_version')!r}, this collab-qa "
-            f"reads format {FORMAT_VERSION}; {REBUILD_HINT}."
-        )
-    model_id = manifest["model"]["id"]
-    if expected_model_id is not None and model_id != expected_model_id:
-        raise IndexLoadError(
-            f"The index in {path} was built with model {model_id}, but the configured model is "
-            f"{expected_model_id}; {REBUILD_HINT}."
-        )
-    dimension = int(manifest["model"]["dimension"])
-    total = int(manifest["totals"]["chunks"])
+    with _reading(manifest_path):
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise IndexLoadError(f"{manifest_path} is not valid JSON; {REBUILD_HINT}.") from exc
+        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+            found = manifest.get("format_version") if isinstance(manifest, dict) else None
+            raise IndexLoadError(
+                f"{manifest_path} has format {found!r}, this collab-qa reads format "
+                f"{FORMAT_VERSION}; {REBUILD_HINT}."
+            )
+        model_id = manifest["model"]["id"]
+        if expected_model_id is not None and model_id != expected_model_id:
+            raise IndexLoadError(
+                f"The index in {path} was built with model {model_id}, but the configured model "
+                f"is {expected_model_id}; {REBUILD_HINT}."
+            )
+        dimension = int(manifest["model"]["dimension"])
+        total = int(manifest["totals"]["chunks"])
+        manifest_documents = set(manifest["documents"])
 
     def check(condition: bool, file: str, what: str) -> None:
         if not condition:
             raise IndexLoadError(f"{path / file} {what}; {REBUILD_HINT}.")
 
-    chunk_rows = _read_jsonl(path / CHUNKS)
-    check(len(chunk_rows) == total, CHUNKS,
-          f"holds {len(chunk_rows)} chunks, manifest says {total}")
-    document_rows = _read_jsonl(path / DOCUMENTS)
-    documents = {
-        row["id"]: DocumentRecord(
-            id=row["id"], title=row["title"], text=row["text"], sha256=row["sha256"],
-            format=row["format"], chunk_ids=tuple(row["chunk_ids"]),
-        )
-        for row in document_rows
-    }
-    check(set(documents) == set(manifest["documents"]), DOCUMENTS, "does not match the manifest")
-    chunks = [
-        Chunk(row["doc_id"], row["ordinal"], tuple(row["heading_path"]), row["start"],
-              row["end"], row["text"])
-        for row in chunk_rows
-    ]
+    with _reading(path / CHUNKS):
+        chunk_rows = _read_jsonl(path / CHUNKS)
+        check(len(chunk_rows) == total, CHUNKS,
+              f"holds {len(chunk_rows)} chunks, manifest says {total}")
+        chunks = [
+            Chunk(row["doc_id"], row["ordinal"], tuple(row["heading_path"]), row["start"],
+                  row["end"], row["text"])
+            for row in chunk_rows
+        ]
+    with _reading(path / DOCUMENTS):
+        documents = {
+            row["id"]: DocumentRecord(
+                id=row["id"], title=row["title"], text=row["text"], sha256=row["sha256"],
+                format=row["format"], chunk_ids=tuple(row["chunk_ids"]),
+            )
+            for row in _read_jsonl(path / DOCUMENTS)
+        }
+        check(set(documents) == manifest_documents, DOCUMENTS, "does not match the manifest")
     check({chunk.doc_id for chunk in chunks} <= set(documents), CHUNKS,
           "names documents that documents.jsonl does not hold")
-    vectors = np.load(path / VECTORS, mmap_mode="r" if mmap else None)
-    check(vectors.shape == (total, dimension), VECTORS,
-          f"has shape {vectors.shape}, expected ({total}, {dimension})")
-    dense = faiss.read_index(str(path / DENSE))
-    check(dense.d == dimension, DENSE, f"has dimension {dense.d}, expected {dimension}")
-    check(dense.ntotal == total, DENSE, f"holds {dense.ntotal} vectors, expected {total}")
-    lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap)
-    check(lexical.size == total, LEXICAL, f"holds {lexical.size} chunks, expected {total}")
+    with _reading(path / VECTORS):
+        vectors = np.load(path / VECTORS, mmap_mode="r" if mmap else None)
+        check(vectors.shape == (total, dimension), VECTORS,
+              f"has shape {vectors.shape}, expected ({total}, {dimension})")
+    with _reading(path / DENSE):
+        dense = faiss.read_index(str(path / DENSE))
+        check(dense.d == dimension, DENSE, f"has dimension {dense.d}, expected {dimension}")
+        check(dense.ntotal == total, DENSE, f"holds {dense.ntotal} vectors, expected {total}")
+    with _reading(path / LEXICAL):
+        lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap)
+        check(lexical.size == total, LEXICAL, f"holds {lexical.size} chunks, expected {total}")
     return Index(path=path, manifest=manifest, documents=documents, chunks=chunks,
                  vectors=vectors, dense=dense, lexical=lexical)
 
