@@ -50,7 +50,7 @@ def _instrument(kill_at_op: int | None) -> list[int]:
 
     for name in OS_OPERATIONS:
         setattr(os, name, wrap(getattr(os, name)))
-    builtins.open = io.open = wrap(builtins.open, writes_only=True)  # type: ignore[assignment]
+    builtins.open = io.open = wrap(builtins.open, writes_only=True)
     faiss.write_index = wrap(faiss.write_index)
     return count
 
