@@ -341,7 +341,14 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def _same_origin(request: Request) -> bool:
-    """False for a browser form posted from another site (the Origin header says so)."""
+    """False for a browser form posted from another site or another port of this host.
+
+    Browsers send ``Sec-Fetch-Site``; older ones only ``Origin`` (which is "null" in some
+    same-origin cases, so Sec-Fetch-Site is asked first). Other clients send neither.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return True
