@@ -45,8 +45,10 @@
   function feedbackForm(turnId) {
     var f = el("form", { "class": "feedback", method: "post", action: "/feedback" }, [
       el("input", { type: "hidden", name: "turn_id", value: turnId || "" }),
-      el("button", { type: "submit", name: "rating", value: "up", "aria-label": "Helpful", title: "Helpful", text: "👍" }),
-      el("button", { type: "submit", name: "rating", value: "down", "aria-label": "Not helpful", title: "Not helpful", text: "👎" })
+      el("button", { type: "submit", name: "rating", value: "up", "aria-label": "Helpful", title: "Helpful" }, [
+        el("img", { src: "/static/thumb-up.svg", alt: "", width: "18", height: "18" })]),
+      el("button", { type: "submit", name: "rating", value: "down", "aria-label": "Not helpful", title: "Not helpful" }, [
+        el("img", { src: "/static/thumb-down.svg", alt: "", width: "18", height: "18" })])
     ]);
     return f;
   }
