@@ -1,0 +1,126 @@
+"""Pure pieces of the web app: the viewer layout, answer marking, links, feedback export,
+and the `collab-qa serve` / `feedback export` commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from collab_qa.chunking import Chunk
+from collab_qa.cli import app as cli
+from collab_qa.embedding import FakeEmbedder
+from collab_qa.feedback import Feedback, FeedbackStore, eval_lines
+from collab_qa.index import DocumentRecord
+from collab_qa.views import document_blocks, document_url, mark_sentence, tel_href
+
+TEXT = "# Title\n\nIntro line one. Intro two.\n\n## Contacts\n\n- Mail a@b.se\n- Call 08-1\n\nEnd."
+
+
+def record(text: str = TEXT, format: str = "markdown") -> DocumentRecord:
+    return DocumentRecord(id="d.md", title="Title", text=text, sha256="x", format=format,
+                          chunk_ids=())
+
+
+def chunk(ordinal: int, start: int, end: int, text: str = TEXT) -> Chunk:
+    return Chunk("d.md", ordinal, (), start, end, text[start:end])
+
+
+def test_blocks_keep_headings_paragraphs_and_list_items() -> None:
+    blocks = document_blocks(record(), [])
+    assert [(b.kind, "".join(p.text for p in b.pieces)) for b in blocks] == [
+        ("h2", "Title"), ("p", "Intro line one. Intro two."), ("h3", "Contacts"),
+        ("li", "Mail a@b.se"), ("li", "Call 08-1"), ("p", "End."),
+    ]
+
+
+def test_every_chunk_gets_an_anchor_and_the_cited_one_is_flagged() -> None:
+    second = TEXT.index("Intro two.")
+    contacts = TEXT.index("## Contacts")
+    chunks = [chunk(0, 0, second), chunk(1, second, contacts - 2),
+              chunk(2, contacts, len(TEXT))]
+    blocks = document_blocks(record(), chunks, cited=chunks[1])
+    anchors = [n for b in blocks for p in b.pieces for n in p.anchors]
+    assert anchors == [0, 1, 2]
+    cited = "".join(p.text for b in blocks for p in b.pieces if p.cited)
+    assert cited == "Intro two."
+    paragraph = blocks[1]
+    assert [(p.text, p.anchors, p.cited) for p in paragraph.pieces] == [
+        ("Intro line one. ", [], False), ("Intro two.", [1], True)]
+
+
+def test_plain_text_headings_are_recognised() -> None:
+    text = "Support for industry\n\nKI helps researchers. It has offices.\n"
+    blocks = document_blocks(record(text, "plain"), [chunk(0, 0, len(text) - 1, text)])
+    assert [b.kind for b in blocks] == ["h2", "p"]
+    assert blocks[0].pieces[0].anchors == [0]
+
+
+def test_mark_sentence() -> None:
+    assert mark_sentence("A b. C d.", "C d.") == [("A b. ", False), ("C d.", True)]
+    assert mark_sentence("A b.", "missing") == [("A b.", False)]
+    assert mark_sentence("A b.", None) == [("A b.", False)]
+
+
+def test_links() -> None:
+    assert document_url("sub dir/a#b.md", 3) == "/documents/sub%20dir/a%23b.md?chunk=3#chunk-3"
+    assert document_url("a.txt") == "/documents/a.txt"
+    assert tel_href("08-524 820 03") == "tel:0852482003"
+    assert tel_href("+46 8 524 800 00") == "tel:+46852480000"
+
+
+def test_feedback_export_lines(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "data")
+    store.record(Feedback("up", "Who runs the biobank?", (), False, "a.txt", "biobank@ki.se"))
+    store.record(Feedback("up", "and their phone?", ("Who runs the biobank?",), False, "a.txt",
+                          "08-524 820 03"))
+    store.record(Feedback("up", "Japan?", (), True))
+    store.record(Feedback("down", "Germany contact?", (), False, "b.txt", "wrong"))
+    (store.path).open("a", encoding="utf-8").write("{damaged\n")
+    entries = list(store.read())
+    assert len(entries) == 4
+    lines = eval_lines(entries)
+    assert [line["question"] for line in lines] == ["Who runs the biobank?", "and their phone?",
+                                                    "Japan?"]
+    assert lines[0]["answers"] == [{"doc": "a.txt", "contains": "biobank@ki.se"}]
+    assert lines[1]["history"] == ["Who runs the biobank?"] and "history" not in lines[0]
+    assert lines[2]["answers"] == []
+    assert len({line["id"] for line in lines}) == 3
+    review = eval_lines(entries, include_down=True)[-1]
+    assert review["id"].startswith("review-") and review["answers"] == []
+
+
+@pytest.fixture
+def cli_env(tmp_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("COLLAB_QA_CORPUS_DIR", str(tmp_corpus))
+    monkeypatch.setenv("COLLAB_QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("COLLAB_QA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("collab_qa.embedding.load_embedder", lambda model="": FakeEmbedder())
+    return tmp_path
+
+
+def test_serve_builds_a_missing_index_and_prints_the_url(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append(kwargs))
+    result = CliRunner().invoke(cli, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert "building it" in result.output and "http://127.0.0.1:8123/" in result.output
+    assert (cli_env / "index" / "CURRENT").is_file()
+    assert calls and calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8123
+
+
+def test_serve_refuses_a_corrupt_index_with_one_sentence(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: pytest.fail("must not serve"))
+    assert CliRunner().invoke(cli, ["index"]).exit_code == 0
+    current = (cli_env / "index" / "CURRENT").read_text().strip()
+    (cli_env / "index" / current / "manifest.json").write_text("{oops", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 2
+    flat = "".join(result.output.split())  # rich wraps long lines
+    assert "manifest.json" in flat and "collab-qaindex--full" in flat
