@@ -201,6 +201,9 @@ def watch_corpus(settings: Settings, embedder: Embedder, live: LiveIndex,
         except UserError as exc:
             log.warning("Re-indexing after a corpus change failed: %s", exc)
             continue
+        except Exception:  # keep watching: the next change may build fine
+            log.exception("Re-indexing after a corpus change failed")
+            continue
         live.refresh(wait=True)
         log.info("Corpus changed: index %s (%d added, %d changed, %d removed)",
                  report.version, len(report.added), len(report.changed), len(report.removed))

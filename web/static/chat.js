@@ -129,7 +129,7 @@
       body: JSON.stringify(payload),
       credentials: "same-origin"
     }).then(function (response) {
-      return response.json().then(function (data) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) { throw new Error(data.detail || "The question could not be answered."); }
         return { data: data, turnId: response.headers.get("X-Collab-QA-Turn") || "" };
       });
