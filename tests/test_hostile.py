@@ -406,3 +406,20 @@ def test_a_running_server_keeps_its_index_when_the_new_one_is_broken(
                     full=True)
         fixed = client.get("/readyz").json()
         assert fixed["index_version"] != before["index_version"] and not fixed["reload_error"]
+
+
+def test_index_command_says_when_another_build_runs(settings: Settings,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from filelock import FileLock
+
+    from collab_qa.index import LOCK_FILE
+
+    monkeypatch.setattr("collab_qa.embedding.load_embedder", lambda model="": FakeEmbedder())
+    monkeypatch.setenv("COLLAB_QA_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("COLLAB_QA_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("COLLAB_QA_BUILD_LOCK_TIMEOUT", "0.2")
+    with FileLock(str(settings.index_dir / LOCK_FILE)):
+        result = CliRunner().invoke(cli.app, ["index", "--full"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "Another build" in message and "try again" in message and "Traceback" not in message
