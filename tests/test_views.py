@@ -14,7 +14,13 @@ from collab_qa.cli import app as cli
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.feedback import Feedback, FeedbackStore, eval_lines
 from collab_qa.index import DocumentRecord
-from collab_qa.views import document_blocks, document_url, mark_sentence, tel_href
+from collab_qa.views import (
+    document_blocks,
+    document_url,
+    mark_sentence,
+    readable_time,
+    tel_href,
+)
 
 TEXT = "# Title\n\nIntro line one. Intro two.\n\n## Contacts\n\n- Mail a@b.se\n- Call 08-1\n\nEnd."
 
@@ -69,6 +75,8 @@ def test_links() -> None:
     assert document_url("a.txt") == "/documents/a.txt"
     assert tel_href("08-524 820 03") == "tel:0852482003"
     assert tel_href("+46 8 524 800 00") == "tel:+46852480000"
+    assert readable_time("2026-11-23T11:22:37+00:00") == "2026-11-23 11:22 UTC"
+    assert readable_time("soon") == "soon"
 
 
 def test_feedback_export_lines(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from collab_qa.views import (
     document_url,
     heading_text,
     mark_sentence,
+    readable_time,
     tel_href,
 )
 
@@ -402,7 +403,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     settings = settings or Settings()
     templates = Jinja2Templates(directory=str(ASSETS / "templates"))
     templates.env.globals.update(mark_sentence=mark_sentence, tel_href=tel_href,
-                                 document_url=document_url, heading_text=heading_text)
+                                 document_url=document_url, heading_text=heading_text,
+                                 readable_time=readable_time)
     conversations = Conversations()
     feedback = FeedbackStore(settings.data_dir)
     state: dict[str, Any] = {}

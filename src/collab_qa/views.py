@@ -93,6 +93,19 @@ def mark_sentence(text: str, sentence: str | None) -> list[tuple[str, bool]]:
     return [piece for piece in pieces if piece[0]]
 
 
+def readable_time(iso: str | None) -> str:
+    """``2026-11-23T11:22:37+00:00`` -> ``2026-11-23 11:22 UTC`` (unchanged if not ISO)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso or "")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo else "")
+
+
 def tel_href(phone: str) -> str:
     """A ``tel:`` link target: the digits of the number, with its leading + if any."""
     digits = "".join(ch for ch in phone if ch.isdigit())
