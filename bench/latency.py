@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import (Question, load_questions, show, summary_ms, table, write_result)
+from bench.common import Question, load_questions, show, summary_ms, table, write_result
 from bench.corpus_index import bench_settings, build, fresh_corpus
 
 STAGES = ("encode", "dense", "lexical", "fusion", "answer", "render")
