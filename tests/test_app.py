@@ -363,7 +363,9 @@ def test_answer_card_renders_contacts_conflicts_and_abstention(
     assert body["contacts"][0]["email"] == "biobank@ki.se"
     assert body["contacts"][0]["url"] == body["passages"][0]["url"]
     assert body["conflicts"][0]["statements"][1] == {
-        "citation": "Germany › Charité", "sentence": "initiated in 2024", "url": None}
+        "citation": "Germany › Charité", "sentence": "initiated in 2024", "date": None,
+        "url": None}
+    assert body["contacts"][0]["role"] is None and body["conflicts"][0]["note"] is None
 
 
 # ---------------------------------------------------------------------------- feedback

@@ -61,8 +61,8 @@ CONVERSATION_COOKIE = "collab_qa_conversation"
 CHAT_HEADER = "X-Collab-QA-Chat"  # sent by chat.js: keep the turn in the page's conversation
 TURN_HEADER = "X-Collab-QA-Turn"
 MAX_HISTORY = 20
-MAX_TURNS = 50
-MAX_CONVERSATIONS = 1000
+MAX_TURNS = 30
+MAX_CONVERSATIONS = 200  # in memory: at most ~50 MB of answers
 WATCH_DEBOUNCE_MS = 1600
 
 
@@ -283,6 +283,7 @@ class PassageOut(BaseModel):
 
 class ContactOut(BaseModel):
     name: str | None
+    role: str | None
     email: str | None
     phone: str | None
     citation: str
@@ -292,11 +293,13 @@ class ContactOut(BaseModel):
 class StatementOut(BaseModel):
     citation: str
     sentence: str
+    date: str | None
     url: str | None
 
 
 class ConflictOut(BaseModel):
     topic: str
+    note: str | None
     statements: list[StatementOut]
 
 

@@ -51,6 +51,7 @@ def _contact_payload(contact: Any, hits: Sequence[Hit]) -> dict[str, Any]:
     hit = hits[rank] if isinstance(rank, int) and 0 <= rank < len(hits) else None
     return {
         "name": getattr(contact, "name", None),
+        "role": getattr(contact, "role", None) or None,
         "email": getattr(contact, "email", None),
         "phone": getattr(contact, "phone", None),
         "citation": getattr(contact, "citation", hit.citation if hit else ""),
@@ -59,13 +60,23 @@ def _contact_payload(contact: Any, hits: Sequence[Hit]) -> dict[str, Any]:
 
 
 def _conflict_payload(conflict: Any, hits: Sequence[Hit]) -> dict[str, Any]:
-    urls = {hit.citation: document_url(hit.doc_id, hit.chunk.ordinal) for hit in hits}
+    by_citation = {hit.citation: hit for hit in hits}
+    doc_ids = list(getattr(conflict, "doc_ids", None) or ())
+    dates = list(getattr(conflict, "dates", None) or ())
     statements = []
-    for statement in getattr(conflict, "statements", ()):
+    for position, statement in enumerate(getattr(conflict, "statements", ())):
         citation, sentence = str(statement[0]), str(statement[1])
+        hit = by_citation.get(citation)
+        doc_id = doc_ids[position] if position < len(doc_ids) else None
+        if hit is None and doc_id:
+            hit = next((h for h in hits if h.doc_id == doc_id), None)
+        url = (document_url(hit.doc_id, hit.chunk.ordinal) if hit
+               else document_url(doc_id) if doc_id else None)
         statements.append({"citation": citation, "sentence": sentence,
-                           "url": urls.get(citation)})
-    return {"topic": str(getattr(conflict, "topic", "")), "statements": statements}
+                           "date": str(dates[position]) if position < len(dates) else None,
+                           "url": url})
+    return {"topic": str(getattr(conflict, "topic", "")),
+            "note": getattr(conflict, "note", None) or None, "statements": statements}
 
 
 def answer_payload(answer: Answer, index_version: str) -> dict[str, Any]:

@@ -67,7 +67,8 @@
       if (a.contacts.length) {
         body.appendChild(el("section", { "class": "contacts", "aria-label": "Contacts" }, a.contacts.map(function (c) {
           return el("div", { "class": "contact" }, [
-            c.name ? el("p", { "class": "contact-name", text: c.name }) : null,
+            c.name ? el("p", { "class": "contact-name" }, [c.name,
+              c.role ? el("span", { "class": "contact-role", text: ", " + c.role }) : null]) : null,
             c.email ? el("p", {}, [el("a", { href: "mailto:" + c.email, text: c.email })]) : null,
             c.phone ? el("p", {}, [el("a", { href: telHref(c.phone), text: c.phone })]) : null,
             el("p", { "class": "cite" }, ["Source: ", source(c.citation, c.url)])
@@ -81,7 +82,7 @@
       }
       a.conflicts.forEach(function (c) {
         body.appendChild(el("aside", { "class": "conflict", role: "note" }, [
-          el("p", {}, [el("strong", { text: "The sources disagree" + (c.topic ? " about " + c.topic : "") + ":" })]),
+          el("p", {}, [el("strong", { text: c.note || ("The sources disagree" + (c.topic ? " about " + c.topic : "") + ":") })]),
           el("ul", {}, c.statements.map(function (s) {
             return el("li", {}, ["“" + s.sentence + "” — ", source(s.citation, s.url)]);
           }))
