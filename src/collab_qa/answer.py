@@ -1,41 +1,170 @@
 """Hits -> Answer: the best sentence, contacts, conflicting dates, and abstention.
 
-First version; the signals and thresholds are calibrated on eval/ (see eval/README.md).
+Everything here works on the passages the search returned, the question's cached vector and
+word statistics of the index; no extra model call is made, so an answer costs a few
+milliseconds after the query is encoded.
+
+- **Best sentence**: the sentence of the top passage that covers most of the question's
+  (IDF-weighted, stemmed) words, with a bonus when it holds what the question asks for (a
+  date for "when", a number for "how many", an email for "email" …).
+- **Contacts**: emails and phone numbers with the person or unit named beside them, and,
+  when the question asks for a contact, people named with their role and offices one is
+  told to contact. Only text of the cited passages is used, never anything else.
+- **Abstention**: see :func:`confidence_signal`; the threshold is calibrated on the dev
+  split of eval/questions.jsonl (eval/README.md).
+- **Conflicts**: dated statements ("signed on 17 October", "initiated in 2024") from
+  different documents about the same subject that give different dates.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import time
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
+from collab_qa.chunking import embedding_text
+from collab_qa.index import Index, lexical_tokens
 from collab_qa.search import Hit, Searcher, compose_query
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ -]?)?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?![\w-])")
-_SENTENCE = re.compile(r"[^\n.!?]+(?:[.!?]+|$)", re.MULTILINE)
+# Calibrated on the dev split (eval/README.md): the largest threshold that abstains on no
+# answerable dev question, minus a margin.
+ABSTAIN_THRESHOLD = -0.09
+
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}")
+PHONE = re.compile(
+    r"(?<![\w+-])(?:\+\d{1,3}[ -]?(?:\(0\)[ -]?)?\d{1,4}|0\d{1,4})(?:[ -]\d{2,4}){1,4}(?![\w-])"
+)
+_DATE_LIKE = re.compile(r"^\d{2,4}-\d{2}-\d{2,4}")
+_COMBINING = re.compile(r"[\u0300-\u036f]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“'(\[–-]?\s?[A-ZÅÄÖÜÉ0-9])")
+
+_ASKS_CONTACT = re.compile(
+    r"\b(who|whom|contact\w*|e-?mail\w*|mail|phone\w*|call|telephone|tel|number|reach|ask|"
+    r"coordinat\w*|responsible|person|delegate|representative|represents|kontakt\w*|vem|"
+    r"vilka|ringa|telefon\w*|mejl\w*|ansvarig)\b",
+    re.IGNORECASE,
+)
+_ASKS_PERSON_ONLY = re.compile(r"\b(e-?mail\w*|mail|mejl\w*)\b", re.IGNORECASE)
+_ASKS_PHONE = re.compile(r"\b(phone\w*|call|telephone|tel|telefon\w*|ringa|nr)\b",
+                         re.IGNORECASE)
+_ASKS_DATE = re.compile(r"\b(when|date|year|since|signed|initiated|när|datum|år|vilket år)\b",
+                        re.IGNORECASE)
+_ASKS_NUMBER = re.compile(r"\b(how (many|much)|number of|hur (många|mycket)|antal)\b",
+                          re.IGNORECASE)
+_ASKS_WHO = re.compile(r"\b(who|whom|vem|vilka)\b", re.IGNORECASE)
+
+_MONTH_NAMES = (
+    ("january", "januari"), ("february", "februari"), ("march", "mars"), ("april", "april"),
+    ("may", "maj"), ("june", "juni"), ("july", "juli"), ("august", "augusti"),
+    ("september", "september"), ("october", "oktober"), ("november", "november"),
+    ("december", "december"),
+)
+_MONTHS = {name: number for number, names in enumerate(_MONTH_NAMES, 1) for name in names}
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_YEAR = r"(?:19|20)\d{2}"
+DATE = re.compile(
+    rf"\b(?P<iso>{_YEAR}-\d{{2}}-\d{{2}})\b"
+    rf"|\b(?P<day>\d{{1,2}})\.?\s+(?P<dmonth>{_MONTH})(?:\s+(?P<dyear>{_YEAR}))?\b"
+    rf"|\b(?P<month>{_MONTH})\s+(?:(?P<mday>\d{{1,2}}),?\s+)?(?P<myear>{_YEAR})\b"
+    rf"|\b(?:in|since|from|år|sedan|i)\s+(?P<year>{_YEAR})\b",
+    re.IGNORECASE,
+)
+_EVENT = re.compile(
+    r"\b(sign\w*|initiat\w*|start\w*|establish\w*|found\w*|launch\w*|renew\w*|began|begun|"
+    r"concluded|agreed|undertecknat|undertecknade|signerade\w*|inledde\w*|startade\w*|"
+    r"grundade\w*|förnyade\w*|ingick\w*)\b",
+    re.IGNORECASE,
+)
+_PUBLISHED = re.compile(
+    rf"\b(?:Publicerad|Published|Publicerat):?\s*(?P<iso>{_YEAR}-\d{{2}}-\d{{2}})")
+
+_NAME_WORD = r"[A-ZÅÄÖÜÉ][a-zåäöüéèáíóúñç'-]+"
+_PARTICLE = r"(?:von|van|der|de|af|la|du)"
+PERSON = rf"{_NAME_WORD}(?:\s+(?:{_PARTICLE}\s+)?{_NAME_WORD}){{1,3}}"
+_ROLE_WORDS = (
+    r"coordinator|delegate|officer|manager|director|head|advisor|adviser|administrator|"
+    r"secretary|representative|contact person|contact|liaison|chair|dean|president|"
+    r"koordinator|samordnare|handläggare|kontaktperson|ansvarig|rektor|dekan|vd|direktör|"
+    r"sjukhusdirektör|chef"
+)
+_ROLE_COLON_NAME = re.compile(
+    rf"(?P<role>[A-Z][\w -]{{2,60}}?(?:{_ROLE_WORDS}))\s*:\s*(?P<name>{PERSON})",
+    re.IGNORECASE,
+)
+_NAME_COMMA_ROLE = re.compile(
+    rf"(?P<name>{PERSON}),\s+(?P<role>(?:[\w-]+\s+){{0,3}}?(?:{_ROLE_WORDS})\b[^,.;\n]{{0,50}})"
+)
+_ROLE_LINE = re.compile(rf"^(?:[\w-]+\s+){{0,4}}(?:{_ROLE_WORDS})\b.{{0,40}}$", re.IGNORECASE)
+_PERSON_LINE = re.compile(rf"^{PERSON}$")
+_CONTACT_UNIT = re.compile(
+    r"\b(?:contact|kontakta|ask|reach)\s+(?:the\s+|your\s+)?"
+    r"(?P<unit>(?:[A-Z][\w&-]*\s+){0,4}(?:office|unit|department|coordinator|desk|centre|"
+    r"center|team|kansli|enhet\w*)(?:\s+at\s+[A-Z]{2,})?)",
+    re.IGNORECASE,
+)
+_PROVIDED_BY = re.compile(
+    r"\b(?:provided by|responsible for|handled by)\s+(?:the\s+)?"
+    r"(?P<unit>(?:[A-Z][\w&-]*\s+){1,5}(?:\([A-Z]{2,}\))?)"
+)
+_THEIR_UNIT = re.compile(
+    r"\bTheir\s+(?P<unit>(?:[A-Z][\w-]*\s+){1,3}(?:\([^)]{1,40}\))?)"
+)
+_BEFORE_EMAIL = re.compile(
+    r"(?:contact|kontakta|email|e-mail|mejla|write to)\s+(?:the\s+)?(?P<name>[^.,;:\n]{3,60}?)"
+    r"\s+(?:at|on|via|på)\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
 class Contact:
-    """Contact details found in a cited passage; never anything that is not in the text."""
+    """Contact details found in a cited passage; never anything that is not in the text.
+
+    Attributes:
+        name: The person or unit named with the details ("biobank coordinator").
+        email: An email address from the passage.
+        phone: A phone number from the passage, as written.
+        hit_rank: Index of the passage in ``Answer.hits``.
+        citation: The passage's citation.
+        role: The person's role when the text gives one ("International Coordinator").
+        doc_id: The document the details come from.
+        sentence: The text the details were read from.
+    """
 
     name: str | None
     email: str | None
     phone: str | None
     hit_rank: int
     citation: str
+    role: str | None = None
+    doc_id: str = ""
+    sentence: str = ""
 
 
 @dataclass(frozen=True)
 class Conflict:
-    """Passages of different documents that give different dates for the same thing."""
+    """Passages of different documents that give different dates for the same thing.
+
+    Attributes:
+        topic: What the statements are about.
+        statements: (citation, sentence) of each dated statement.
+        note: One sentence saying that and how the sources disagree.
+        dates: The date each statement gives, ISO style (``2023-10-17`` or ``2024``).
+        doc_ids: The document of each statement.
+    """
 
     topic: str
-    statements: tuple[tuple[str, str], ...]  # (citation, sentence)
+    statements: tuple[tuple[str, str], ...]
+    note: str = ""
+    dates: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -53,6 +182,8 @@ class Answer:
         conflicts: Disagreements between the cited documents.
         confidence: The abstention signal, 0..1.
         took_ms: Time to answer.
+        signals: The parts of the confidence (dense, lexical, agreement), for the eval.
+        asks_contact: Whether the question asks for a contact.
     """
 
     question: str
@@ -65,45 +196,577 @@ class Answer:
     conflicts: list[Conflict] = field(default_factory=list)
     confidence: float = 0.0
     took_ms: float = 0.0
+    signals: dict[str, float] = field(default_factory=dict)
+    asks_contact: bool = False
+
+
+# ---------------------------------------------------------------------------- word statistics
+
+
+@dataclass
+class _TermStats:
+    idf: dict[str, float]
+    unknown_idf: float
+    chunk_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    near: dict[str, bool] = field(default_factory=dict)
+    by_prefix: dict[str, list[str]] = field(default_factory=dict)
+
+    def known(self, token: str, min_typo_length: int = 4) -> bool:
+        """Whether the index holds the word or one a typo away ("agreemnt", "cordin").
+
+        Words shorter than ``min_typo_length`` must match exactly."""
+        if token in self.idf:
+            return True
+        if len(token) < min_typo_length:
+            return False
+        if token not in self.near:
+            limit = 1 if len(token) <= 6 else 2
+            if not self.by_prefix:
+                for word in self.idf:
+                    self.by_prefix.setdefault(word[:1], []).append(word)
+            # Typos rarely hit the first letter; comparing within it keeps this fast.
+            self.near[token] = len(token) >= 4 and any(
+                abs(len(word) - len(token)) <= limit and _within(token, word, limit)
+                for word in self.by_prefix.get(token[:1], ()))
+        return self.near[token]
+
+
+# Question words carry no topic; bm25s' stop-word lists keep some of them.
+_QUESTION_WORDS = frozenset((
+    "who", "whom", "whose", "what", "when", "where", "which", "why", "how", "our", "we", "us",
+    "you", "your", "i", "me", "my", "do", "doe", "does", "can", "could", "would", "should",
+    "get", "tell", "know", "want", "need", "there", "here", "anyon", "anyth", "someth", "vem",
+    "vad", "när", "var", "vilk", "vilket", "vilka", "hur", "finn", "kan", "jag", "vi", "oss",
+))
+
+
+def _within(first: str, second: str, limit: int) -> bool:
+    """Levenshtein distance of two words is at most ``limit`` (early exit)."""
+    previous = list(range(len(second) + 1))
+    for i, a in enumerate(first, 1):
+        current = [i]
+        for j, b in enumerate(second, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        if min(current) > limit:
+            return False
+        previous = current
+    return previous[-1] <= limit
+
+
+_STATS: dict[tuple[int, str], _TermStats] = {}
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, so "Charité" and "Charite" are one word."""
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))
+
+
+def _tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Stemmed content words of each text, accents folded (one tokenizer call for all)."""
+    return [[t for t in tokens if t not in _QUESTION_WORDS]
+            for tokens in lexical_tokens([_fold(text) for text in texts])]
+
+
+@lru_cache(maxsize=4096)
+def _text_tokens(text: str) -> tuple[str, ...]:
+    """``_tokens`` of one short text (a question, a word), cached."""
+    return tuple(_tokens([text])[0])
+
+
+def term_stats(index: Index) -> _TermStats:
+    """IDF of every indexed word (over chunks, accents folded), computed once per index."""
+    key = (id(index), index.version)
+    stats = _STATS.get(key)
+    if stats is None:
+        texts = [embedding_text(index.title_of(c.doc_id), c) for c in index.chunks]
+        df: dict[str, int] = {}
+        chunk_tokens = {}
+        for chunk, tokens in zip(index.chunks, _tokens(texts), strict=True):
+            unique = frozenset(tokens)
+            chunk_tokens[chunk.id] = unique
+            for token in unique:
+                df[token] = df.get(token, 0) + 1
+        n = max(len(texts), 1)
+        stats = _TermStats({t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()},
+                           math.log(1 + (n + 0.5) / 0.5), chunk_tokens)
+        if len(_STATS) >= 4:
+            _STATS.pop(next(iter(_STATS)))
+        _STATS[key] = stats
+    return stats
+
+
+def _passage_tokens(hit: Hit, stats: _TermStats) -> frozenset[str]:
+    """The content words of a passage with its title and headings."""
+    tokens = stats.chunk_tokens.get(hit.chunk.id)
+    if tokens is None:
+        tokens = frozenset(_tokens([embedding_text(hit.title, hit.chunk)])[0])
+    return tokens
+
+
+def _weights(tokens: Sequence[str], stats: _TermStats) -> dict[str, float]:
+    return {t: stats.idf.get(t, stats.unknown_idf) for t in set(tokens)}
+
+
+def coverage(query_weights: dict[str, float], tokens: Set[str]) -> float:
+    """IDF-weighted share of the query's words found in ``tokens`` (0..1)."""
+    total = sum(query_weights.values())
+    return sum(w for t, w in query_weights.items() if t in tokens) / total if total else 0.0
+
+
+# ---------------------------------------------------------------------------- sentences
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of the sentences of a passage, whitespace trimmed."""
-    spans = []
-    for match in _SENTENCE.finditer(text):
-        raw = match.group(0)
-        stripped = raw.strip()
-        if len(stripped) > 2:
-            start = match.start() + raw.index(stripped)
-            spans.append((start, start + len(stripped)))
-    return spans
+    """(start, end) of the sentences of a passage: lines, cut after . ! ? before a capital.
+
+    Emails, decimals and abbreviations inside a sentence stay whole. A name on its own line
+    followed by a role line ("Isabella Palomba Rydén" / "International Coordinator") is one
+    span, so the name and the role are shown together."""
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for line in text.split("\n"):
+        position = 0
+        for match in [*_SENTENCE_END.finditer(line), None]:
+            end = match.start() if match else len(line)
+            piece = line[position:end]
+            stripped = piece.strip()
+            if len(stripped) > 2:
+                start = offset + position + piece.index(stripped)
+                spans.append((start, start + len(stripped)))
+            if match:
+                position = match.end()
+        offset += len(line) + 1
+    merged: list[tuple[int, int]] = []
+    for span in spans:
+        if merged and _PERSON_LINE.match(text[slice(*merged[-1])]) and _ROLE_LINE.match(
+                text[slice(*span)]) and "\n" in text[merged[-1][1]:span[0]]:
+            merged[-1] = (merged[-1][0], span[1])
+        else:
+            merged.append(span)
+    return merged
 
 
-def best_sentence(searcher: Searcher, query: str, hit: Hit) -> tuple[str, tuple[int, int]]:
-    """The sentence of ``hit`` most similar to the query (dense cosine)."""
-    spans = sentence_spans(hit.text) or [(0, len(hit.text))]
-    sentences = [hit.text[a:b] for a, b in spans]
-    query_vector = searcher.embedder.encode_query(query)
-    scores = searcher.embedder.encode(sentences) @ query_vector
-    a, b = spans[int(np.argmax(scores))]
-    return hit.text[a:b], (hit.chunk.start + a, hit.chunk.start + b)
+def _has_contact(sentence: str) -> bool:
+    return bool(EMAIL.search(sentence) or _phones(sentence) or _ROLE_COLON_NAME.search(sentence)
+                or _NAME_COMMA_ROLE.search(sentence) or _CONTACT_UNIT.search(sentence)
+                or _PROVIDED_BY.search(sentence) or "\n" in sentence)
 
 
-def extract_contacts(hits: Sequence[Hit]) -> list[Contact]:
-    """Emails and phone numbers in the passages, each with its citation."""
-    contacts = []
-    for rank, hit in enumerate(hits):
-        emails = EMAIL.findall(hit.text)
-        phones = [p.strip() for p in PHONE.findall(hit.text) if sum(c.isdigit() for c in p) >= 7]
+def _sentence_bonus(sentence: str, question: str) -> float:
+    """Extra score for a sentence that holds the kind of thing the question asks for, and a
+    penalty for fragments (a lead-in "… within:" or a few words without a verb)."""
+    bonus = 0.0
+    if _ASKS_DATE.search(question) and (DATE.search(sentence) or re.search(_YEAR, sentence)):
+        bonus += 0.25
+    if _ASKS_NUMBER.search(question) and re.search(r"\d|\b(one|two|three|four|five|six|"
+                                                   r"seven|eight|nine|ten)\b", sentence):
+        bonus += 0.25
+    if _ASKS_PHONE.search(question) and _phones(sentence):
+        bonus += 0.4
+    if _ASKS_PERSON_ONLY.search(question) and EMAIL.search(sentence):
+        bonus += 0.4
+    if _ASKS_CONTACT.search(question) and _has_contact(sentence):
+        bonus += 0.3
+    if sentence.rstrip().endswith(":"):
+        bonus -= 0.3
+    elif len(sentence.split()) < 5 and not (EMAIL.search(sentence) or _phones(sentence)
+                                            or DATE.search(sentence)):
+        bonus -= 0.15
+    return bonus
+
+
+def _sentence_weights(query: str, question: str, hit: Hit,
+                      stats: _TermStats) -> dict[str, float]:
+    """Query word weights for choosing a sentence inside one passage: words of the question
+    itself count double those of the conversation before it, and words of the passage's own
+    title and headings count little (every sentence under them is about them)."""
+    weights = _weights(_text_tokens(query), stats)
+    own = set(_text_tokens(question))
+    context = set(_text_tokens(" ".join((hit.title, *hit.chunk.heading_path))))
+    return {t: w * (2.0 if t in own else 1.0) * (0.3 if t in context else 1.0)
+            for t, w in weights.items()}
+
+
+def best_sentence(query: str, hit: Hit, stats: _TermStats,
+                  question: str | None = None) -> tuple[str, tuple[int, int]]:
+    """The sentence of ``hit`` that answers best (no model call).
+
+    Args:
+        query: The retrieval query (a follow-up joined with the previous question).
+        hit: The top passage.
+        stats: Word statistics of the index.
+        question: The question as asked; defaults to ``query``.
+
+    Score: IDF-weighted share of the query's words in the sentence (see
+    :func:`_sentence_weights`), plus a bonus when the sentence holds what the question asks
+    for (date, number, phone, email, contact). Lines that only repeat the passage's headings
+    are skipped unless nothing else is left; ties go to the earlier sentence.
+    """
+    text = hit.text
+    question = question or query
+    spans = sentence_spans(text) or [(0, len(text))]
+    headings = {h.strip() for h in hit.chunk.heading_path} | {hit.title.strip()}
+    body = [(a, b) for a, b in spans if text[a:b] not in headings] or spans
+    sentences = [text[a:b] for a, b in body]
+    weights = _sentence_weights(query, question, hit, stats)
+    scores = [coverage(weights, set(tokens)) + _sentence_bonus(sentence, question)
+              for sentence, tokens in zip(sentences, _tokens(sentences), strict=True)]
+    a, b = body[int(np.argmax(scores))]
+    return text[a:b], (hit.chunk.start + a, hit.chunk.start + b)
+
+
+# ---------------------------------------------------------------------------- contacts
+
+
+def asks_for_contact(question: str) -> bool:
+    """Whether a question asks who to contact or for an email or phone number."""
+    return bool(_ASKS_CONTACT.search(question))
+
+
+def _phones(text: str) -> list[str]:
+    found = []
+    for match in PHONE.finditer(text):
+        phone = match.group(0).strip()
+        if sum(ch.isdigit() for ch in phone) >= 7 and not _DATE_LIKE.match(phone):
+            found.append(phone)
+    return found
+
+
+def _clean_name(name: str) -> str:
+    return re.sub(r"\s+", " ", name).strip(" -–:,;")
+
+
+def _contacts_in(hit: Hit, rank: int, people: bool) -> list[Contact]:
+    """Contacts of one passage, in text order."""
+    found: list[Contact] = []
+    text = hit.text
+    spans = sentence_spans(text)
+
+    def add(name: str | None, email: str | None, phone: str | None, role: str | None,
+            sentence: str) -> None:
+        found.append(Contact(_clean_name(name) if name else None, email, phone, rank,
+                             hit.citation, _clean_name(role) if role else None, hit.doc_id,
+                             sentence))
+
+    for a, b in spans:
+        sentence = text[a:b]
+        emails = EMAIL.findall(sentence)
+        phones = _phones(sentence)
         if emails or phones:
-            contacts.append(Contact(None, emails[0] if emails else None,
-                                    phones[0] if phones else None, rank, hit.citation))
+            first = min((sentence.find(x) for x in [*emails, *phones]), default=0)
+            named = _BEFORE_EMAIL.search(sentence[:first])
+            name = named.group("name") if named else None
+            if name is None:
+                found_unit = _CONTACT_UNIT.search(sentence) or _PROVIDED_BY.search(sentence)
+                name = found_unit.group("unit") if found_unit else None
+            for i in range(max(len(emails), len(phones))):
+                add(name, emails[i] if i < len(emails) else None,
+                    phones[i] if i < len(phones) else None, None, sentence)
+            continue
+        if not people:
+            continue
+        for match in _ROLE_COLON_NAME.finditer(sentence):
+            add(match.group("name"), None, None, match.group("role"), sentence)
+        for match in _NAME_COMMA_ROLE.finditer(sentence):
+            add(match.group("name"), None, None, match.group("role"), sentence)
+        units = [m.group("unit") for m in _CONTACT_UNIT.finditer(sentence)]
+        units += [m.group("unit") for m in _PROVIDED_BY.finditer(sentence)]
+        units += [m.group("unit") for m in _THEIR_UNIT.finditer(sentence)]
+        for unit in units:
+            add(unit, None, None, None, sentence)
+    if people:
+        # A name on its own line with the role on the next one (profile boxes).
+        lines = [line.strip() for line in text.split("\n") if line.strip()]
+        for name, role in itertools.pairwise(lines):
+            if _PERSON_LINE.match(name) and _ROLE_LINE.match(role):
+                add(name, None, None, role, f"{name}, {role}")
+    return found
+
+
+def _merge_units(contacts: list[Contact]) -> list[Contact]:
+    """Units named in one sentence ("HR office at KI" … "Their Negotiation Unit") become one
+    card."""
+    merged: list[Contact] = []
+    for contact in contacts:
+        previous = merged[-1] if merged else None
+        if (previous is not None and contact.email is None and contact.phone is None
+                and contact.role is None and previous.email is None and previous.phone is None
+                and previous.role is None and previous.doc_id == contact.doc_id
+                and previous.hit_rank == contact.hit_rank and contact.name and previous.name
+                and contact.sentence != previous.sentence
+                and contact.sentence.startswith("Their")):
+            merged[-1] = Contact(f"{previous.name} – {contact.name}", None, None,
+                                 previous.hit_rank, previous.citation, None, previous.doc_id,
+                                 f"{previous.sentence} {contact.sentence}")
+            continue
+        merged.append(contact)
+    return merged
+
+
+def extract_contacts(hits: Sequence[Hit], question: str = "",
+                     people: bool | None = None) -> list[Contact]:
+    """Contacts in the passages, each with its citation, best passage first.
+
+    Emails and phone numbers are always taken. People with their role and units one is told
+    to contact are taken when ``people`` is true (by default: when the question asks for a
+    contact). Duplicates keep their first, best-ranked occurrence.
+    """
+    if people is None:
+        people = asks_for_contact(question)
+    contacts: list[Contact] = []
+    seen: set[tuple[str, ...]] = set()
+    for rank, hit in enumerate(hits):
+        for contact in _merge_units(_contacts_in(hit, rank, people)):
+            key = tuple(_fold(x) for x in (contact.email or "", contact.phone or "",
+                                            "" if (contact.email or contact.phone)
+                                            else contact.name or ""))
+            if key in seen:
+                continue
+            seen.add(key)
+            contacts.append(contact)
     return contacts
 
 
+# ---------------------------------------------------------------------------- conflicts
+
+
+def _document_year(index: Index, doc_id: str) -> int | None:
+    record = index.documents.get(doc_id)
+    match = _PUBLISHED.search(record.text[:2000]) if record else None
+    return int(match.group("iso")[:4]) if match else None
+
+
+def dated_statements(hit: Hit, default_year: int | None) -> list[tuple[str, str]]:
+    """(sentence, date) for the sentences of a passage that date an event ("signed in…").
+
+    A day and month without a year take the year the document was published.
+    """
+    statements = []
+    for a, b in sentence_spans(hit.text):
+        sentence = hit.text[a:b]
+        if not _EVENT.search(sentence) or _PUBLISHED.search(sentence):
+            continue
+        match = DATE.search(sentence)
+        if not match:
+            continue
+        if match.group("iso"):
+            date = match.group("iso")
+        elif match.group("dmonth"):
+            year = match.group("dyear") or (str(default_year) if default_year else None)
+            month = _MONTHS[match.group("dmonth").lower()]
+            date = f"{year}-{month:02d}-{int(match.group('day')):02d}" if year else ""
+        elif match.group("month"):
+            month = _MONTHS[match.group("month").lower()]
+            date = f"{match.group('myear')}-{month:02d}"
+            if match.group("mday"):
+                date += f"-{int(match.group('mday')):02d}"
+        else:
+            date = match.group("year")
+        if date:
+            statements.append((sentence, date))
+    return statements
+
+
+def _disagree(first: str, second: str) -> bool:
+    """Dates disagree when they differ at the precision both give (2023-10-17 vs 2024)."""
+    common = min(len(first), len(second))
+    return first[:common] != second[:common]
+
+
+def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
+                   stats: _TermStats) -> list[Conflict]:
+    """Dated statements from different documents about the same subject that disagree.
+
+    "The same subject" means both passages (with their title and headings) contain a rare
+    word of the question (IDF above the median), e.g. "Charité", plus an event word.
+    """
+    query_weights = _weights(_text_tokens(query), stats)
+    if not query_weights:
+        return []
+    cutoff = float(np.median(list(stats.idf.values()))) if stats.idf else 0.0
+    rare = {t for t, w in query_weights.items() if w >= cutoff and t in stats.idf}
+    found: list[tuple[Hit, str, str, set[str]]] = []
+    for hit in hits:
+        context = _passage_tokens(hit, stats)
+        anchors = rare & context
+        if not anchors:
+            continue
+        year = _document_year(index, hit.doc_id)
+        for sentence, date in dated_statements(hit, year):
+            found.append((hit, sentence, date, anchors))
+    conflicts = []
+    used: set[int] = set()
+    for i, (hit, sentence, date, anchors) in enumerate(found):
+        if i in used:
+            continue
+        group = [(hit, sentence, date)]
+        shared = set(anchors)
+        for j in range(i + 1, len(found)):
+            other, other_sentence, other_date, other_anchors = found[j]
+            if (j not in used and other.doc_id not in {g[0].doc_id for g in group}
+                    and other_anchors & anchors
+                    and any(_disagree(other_date, g[2]) for g in group)):
+                group.append((other, other_sentence, other_date))
+                shared &= other_anchors
+                used.add(j)
+        if len(group) > 1:
+            used.add(i)
+            words = sorted(shared, key=lambda t: -query_weights.get(t, 0))
+            subject = ", ".join(words[:3])
+            dates = tuple(g[2] for g in group)
+            conflicts.append(Conflict(
+                topic=f"date ({subject})",
+                statements=tuple((g[0].citation, g[1]) for g in group),
+                note="The sources disagree on the date: " + "; ".join(
+                    f"{g[0].title} says {g[2]}" for g in group) + ".",
+                dates=dates, doc_ids=tuple(g[0].doc_id for g in group),
+            ))
+    return conflicts
+
+
+# ---------------------------------------------------------------------------- abstention
+
+
+_ASKS_AMOUNT = re.compile(r"\b(how much|cost\w*|price|fee\w*|budget|salary|salar\w*|"
+                          r"kosta\w*|pris|lön|budget)\b", re.IGNORECASE)
+_ASKS_DEADLINE = re.compile(r"(?:^|[.?!]\s+)(?:and\s+|och\s+)?(?:when|när)\b|\b(?:deadline|"
+                            r"what date|which year|datum|sista dag)\b", re.IGNORECASE)
+_ENTITY = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][\w-]+|\b[A-ZÅÄÖ]{2,}\b")
+_AMOUNT = re.compile(r"€|\$|£|\b(?:kr|kronor|SEK|EUR|USD|euro\w*|dollar\w*)\b", re.IGNORECASE)
+
+
+def missing_answer_type(question: str, hits: Sequence[Hit]) -> bool:
+    """The question asks for a kind of thing the top passages do not hold: an email, a phone
+    number or an amount of money (top two passages), a date (top three)."""
+    best = [hit.text for hit in hits[:2]]
+    if _ASKS_PERSON_ONLY.search(question) and not any(EMAIL.search(t) for t in best):
+        return True
+    if _ASKS_PHONE.search(question) and not any(_phones(t) for t in best):
+        return True
+    if _ASKS_AMOUNT.search(question) and not any(_AMOUNT.search(t) for t in best):
+        return True
+    return bool(_ASKS_DEADLINE.search(question) and not any(
+        DATE.search(hit.text) or re.search(_YEAR, hit.text) for hit in hits[:3]))
+
+
+def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
+                      stats: _TermStats, question: str = "") -> tuple[float, dict[str, float]]:
+    """How strongly the index answers the query, from six signals:
+
+    - ``dense``: cosine of the query with the best passage of the whole index;
+    - ``lexical``: IDF-weighted share of the query's words in the best-covering passage
+      among the top five hits;
+    - ``agreement``: 1 when the dense and the lexical best passage are the same, 0.5 when
+      they come from the same document;
+    - ``unknown``: IDF-weighted share of the query's words that no passage contains, even
+      allowing for a typo ("salary", "parking"); paraphrases have some too, so it weighs
+      little;
+    - ``unknown_name``: 1 when a name in the question (a capitalised word inside it: "Japan",
+      "Tokyo", "France") occurs in no passage; the question is then about something the
+      documents do not cover;
+    - ``missing_type``: 1 when the question asks for an email, a phone number, a date or an
+      amount and none of the top three passages holds one.
+
+    ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.5 unknown_name
+    - 0.5 missing_type``: the last two are near vetoes, the first four a graded score.
+    The same signal is computed whatever the search mode, so one threshold serves all.
+    """
+    query_vector = searcher.embedder.encode_query(query)
+    vectors = searcher.index.vectors
+    if len(vectors) <= 20_000:
+        sims = np.asarray(vectors @ query_vector, dtype=np.float32)
+        dense_best = int(np.argmax(sims)) if len(sims) else -1
+        dense = float(sims[dense_best]) if len(sims) else 0.0
+    else:
+        scores, ids = searcher.index.dense.search(query_vector[None, :], 1)
+        dense_best, dense = int(ids[0][0]), float(scores[0][0])
+    weights = _weights(_text_tokens(query), stats)
+    lexical, lexical_best = 0.0, None
+    for hit in hits[:5]:
+        value = coverage(weights, _passage_tokens(hit, stats))
+        if value > lexical:
+            lexical, lexical_best = value, hit
+    agreement = 0.0
+    if lexical_best is not None and 0 <= dense_best < len(searcher.index.chunks):
+        chunk = searcher.index.chunks[dense_best]
+        if chunk.id == lexical_best.chunk.id:
+            agreement = 1.0
+        elif chunk.doc_id == lexical_best.doc_id:
+            agreement = 0.5
+    total = sum(weights.values())
+    unknown = (sum(w for t, w in weights.items() if not stats.known(t)) / total) if total else 0.0
+    names = [t for word in _ENTITY.findall(query) for t in _text_tokens(word)]
+    # Names are held to a stricter typo rule: "France" must not pass for "från".
+    unknown_name = 1.0 if any(not stats.known(t, min_typo_length=6) for t in names) else 0.0
+    missing = 1.0 if missing_answer_type(question or query, hits) else 0.0
+    confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
+                  - 0.5 * unknown_name - 0.5 * missing)
+    return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),
+                        "agreement": agreement, "unknown": round(unknown, 4),
+                        "unknown_name": unknown_name, "missing_type": missing}
+
+
+# ---------------------------------------------------------------------------- answer types
+
+
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|en|ett|två|tre|"
+                     r"fyra|fem|sex|sju|åtta|nio|tio)\b", re.IGNORECASE)
+
+
+def asked_types(question: str) -> set[str]:
+    """The kinds of thing a question asks for: ``date``, ``number``, ``phone``, ``email``."""
+    kinds = set()
+    if _ASKS_DEADLINE.search(question):
+        kinds.add("date")
+    if _ASKS_NUMBER.search(question):
+        kinds.add("number")
+    if _ASKS_PHONE.search(question):
+        kinds.add("phone")
+    if _ASKS_PERSON_ONLY.search(question):
+        kinds.add("email")
+    return kinds
+
+
+def holds_type(text: str, kind: str) -> bool:
+    """Whether a passage holds a thing of the kind (a date, a number, a phone, an email)."""
+    if kind == "date":
+        return bool(DATE.search(text) or re.search(rf"\b{_YEAR}\b", text))
+    if kind == "number":
+        return bool(_NUMBER.search(text))
+    if kind == "phone":
+        return bool(_phones(text))
+    return bool(EMAIL.search(text))
+
+
+def rerank_by_answer_type(question: str, hits: Sequence[Hit], window: int = 5,
+                          jump: int = 2) -> list[Hit]:
+    """Let a passage that holds what the question asks for (a date for "when…") move up to
+    ``jump`` places past passages of the first ``window`` that do not."""
+    kinds = asked_types(question)
+    if not kinds or len(hits) < 2:
+        return list(hits)
+    head = list(hits[:window])
+    keys = [rank - (jump if all(holds_type(hit.text, kind) for kind in kinds) else 0)
+            for rank, hit in enumerate(head)]
+    order = sorted(range(len(head)), key=lambda i: (keys[i], i))
+    return [head[i] for i in order] + list(hits[window:])
+
+
+# ---------------------------------------------------------------------------- answer
+
+
 def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
-                    history: Sequence[str] = (), abstain_below: float = 0.3) -> Answer:
+                    history: Sequence[str] = (),
+                    abstain_below: float = ABSTAIN_THRESHOLD) -> Answer:
     """Search and build the answer.
+
+    Args:
+        searcher: The loaded searcher.
+        question: The user's question.
+        k: Passages to return (cited, or "possibly related" when abstaining).
+        mode: ``hybrid``, ``dense`` or ``lexical``.
+        history: Earlier questions of the conversation, oldest first.
+        abstain_below: Confidence under which the answer abstains.
 
     Raises:
         QuestionError: for an invalid question, k or mode.
@@ -111,11 +774,23 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     started = time.perf_counter()
     hits = searcher.search(question, k=k, mode=mode, history=history)
     query = compose_query(question.strip(), history)
-    confidence = max((h.dense_score for h in hits[:1]), default=0.0)
-    abstained = not hits or confidence < abstain_below
-    sentence, span = (None, None) if abstained else best_sentence(searcher, query, hits[0])
+    if not hits:
+        return Answer(question=question, query=query, abstained=True, best_sentence=None,
+                      best_span=None, hits=[], took_ms=(time.perf_counter() - started) * 1000)
+    stats = term_stats(searcher.index)
+    # The signal reads the ranking as retrieved, before answer types reorder it.
+    confidence, signals = confidence_signal(searcher, query, hits, stats, question)
+    hits = rerank_by_answer_type(question if not history else query, hits)
+    abstained = confidence < abstain_below
+    asks_contact = asks_for_contact(question) or (
+        len(question.split()) <= 8 and asks_for_contact(query))
+    sentence, span = (None, None) if abstained else best_sentence(
+        query, hits[0], stats, question=question)
+    contacts = [] if abstained else extract_contacts(hits[:3], people=asks_contact)
+    conflicts = [] if abstained else find_conflicts(searcher.index, hits, query, stats)
     return Answer(
         question=question, query=query, abstained=abstained, best_sentence=sentence,
-        best_span=span, hits=hits, contacts=[] if abstained else extract_contacts(hits[:3]),
-        confidence=confidence, took_ms=(time.perf_counter() - started) * 1000,
+        best_span=span, hits=hits, contacts=contacts, conflicts=conflicts,
+        confidence=round(confidence, 4), took_ms=(time.perf_counter() - started) * 1000,
+        signals=signals, asks_contact=asks_contact,
     )

@@ -164,3 +164,132 @@ def feedback_export(
     settings = load_settings()
     for line in eval_lines(list(FeedbackStore(settings.data_dir).read()), include_down):
         typer.echo(json.dumps(line, ensure_ascii=False))
+
+
+EVAL_MODES = ("hybrid", "dense", "lexical")
+
+
+@app.command("eval")
+def eval_command(
+    file: Annotated[Path, typer.Argument(help="Question file, one JSON object a line.")] = Path(
+        "eval/questions.jsonl"),
+    mode: Annotated[str, typer.Option(help="hybrid, dense, lexical or all.")] = "all",
+    k: Annotated[int, typer.Option("--k", "-k", help="Passages retrieved per question.")] = 10,
+    report: Annotated[Path | None, typer.Option(
+        help="Write report.json, report.md and report.html into this folder.")] = None,
+    fail_under: Annotated[list[str] | None, typer.Option(
+        "--fail-under", help="METRIC=VALUE, repeatable; exit 1 when a mode misses it "
+        "(for latency and answerable_abstained: when it exceeds it).")] = None,
+    split: Annotated[str | None, typer.Option(help="Only questions of this split: dev or test.")
+                     ] = None,
+    beir: Annotated[Path | None, typer.Option(
+        help="Run a BEIR-layout benchmark folder (e.g. SciFact) instead of a question file.")
+                    ] = None,
+) -> None:
+    """Run an eval question set (or a BEIR benchmark) and print the metrics per mode."""
+    from collab_qa.embedding import load_embedder
+    from collab_qa.evaluate import check_thresholds, parse_thresholds
+
+    settings = load_settings()
+    with user_errors():
+        if mode not in (*EVAL_MODES, "all"):
+            raise UserError(f"Unknown mode '{mode}'; use hybrid, dense, lexical or all.")
+        modes = list(EVAL_MODES) if mode == "all" else [mode]
+        thresholds = parse_thresholds(fail_under or [])
+        if beir is not None:
+            _eval_beir(beir, modes, settings)
+            return
+        if split not in (None, "dev", "test"):
+            raise UserError(f"Unknown split '{split}'; use dev or test.")
+        from collab_qa.evaluate import load_questions, run_eval
+        from collab_qa.search import open_searcher
+
+        searcher = open_searcher(settings, load_embedder(settings.model))
+        questions = load_questions(file, searcher.index.documents, split)
+        result = run_eval(searcher, questions, modes, k=k,
+                          source=str(file), split=split)
+    table = Table(title=f"{file} · split {split or 'all'} · {result.counts['questions']} "
+                        f"questions ({result.counts['unanswerable']} unanswerable)")
+    names = ("hit@1", "recall@5", "mrr@10", "ndcg@10", "evidence@1", "unanswerable_abstained",
+             "answerable_abstained", "latency_p50_ms", "latency_p95_ms")
+    labels = ("Hit@1", "R@5", "MRR@10", "nDCG@10", "Ev@1", "unans. abst.", "ans. abst.",
+              "p50 ms", "p95 ms")
+    table.add_column("mode")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for mode_result in result.modes:
+        table.add_row(mode_result.mode, *[
+            "–" if mode_result.metrics[n] is None
+            else f"{mode_result.metrics[n]:.1f}" if n.endswith("_ms")
+            else f"{mode_result.metrics[n]:.3f}" for n in names])
+    console.print(table)
+    encode = result.query_encode_ms
+    console.print(f"Latency is search + answer after the query encode (encode: p50 "
+                  f"{encode['p50'] or 0:.1f} ms, p95 {encode['p95'] or 0:.1f} ms).",
+                  highlight=False)
+    for mode_result in result.modes:
+        for failed in mode_result.failures:
+            verdict = ("should have abstained" if not failed.answerable
+                       else "abstained wrongly" if failed.abstained else "not found first")
+            console.print(f"[bold]{mode_result.mode} {failed.id}[/] {failed.question} "
+                          f"[dim]({verdict}, confidence {failed.confidence:.3f})[/]",
+                          highlight=False)
+            for rank, top in enumerate(failed.top, 1):
+                console.print(f"   {rank}. {'✓' if top['relevant'] else '✗'} {top['citation']}",
+                              highlight=False, markup=False)
+    if report is not None:
+        from collab_qa.eval_report import write_reports
+
+        written = write_reports(result, report)
+        console.print(f"Reports written: {', '.join(p.name for p in written)} in {report}",
+                      highlight=False)
+    misses = check_thresholds(result, thresholds)
+    for miss in misses:
+        errors.print(f"[bold red]Below threshold:[/] {miss}", highlight=False)
+    if misses:
+        raise typer.Exit(1)
+
+
+def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
+    """The BEIR branch of ``collab-qa eval``: cached index, metrics per mode."""
+    from rich.progress import Progress
+
+    from collab_qa.beir import (
+        PUBLISHED_NDCG10,
+        load_beir,
+        open_beir_index,
+        run_beir,
+        split_queries,
+    )
+    from collab_qa.chunking import ChunkerConfig
+    from collab_qa.embedding import load_embedder
+    from collab_qa.search import Searcher
+
+    dataset = load_beir(folder)
+    embedder = load_embedder(settings.model)
+    index = open_beir_index(
+        dataset, embedder, settings.data_dir,
+        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens), progress=True,
+        on_build=lambda path: console.print(
+            f"Encoding {len(dataset.corpus):,} documents once into {path} (slow on a CPU; "
+            "reused next time)…", highlight=False))
+    searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("queries", total=len(dataset.queries) * len(modes))
+        results = run_beir(searcher, dataset, modes,
+                           progress=lambda mode, done, total: progress.advance(task))
+    _, report_half = split_queries(list(dataset.queries))
+    published = PUBLISHED_NDCG10.get(dataset.name.lower(), {})
+    table = Table(title=f"{dataset.name}: {len(dataset.queries)} queries, "
+                        f"{len(dataset.corpus):,} documents, {len(index.chunks):,} chunks, "
+                        f"dense weight {settings.dense_weight}")
+    for column in ("mode", "nDCG@10", "Recall@100", "MRR@10",
+                   f"nDCG@10 report half ({len(report_half)})", "published nDCG@10"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for result in results:
+        reference = published.get(result.mode)
+        table.add_row(result.mode, f"{result.mean('ndcg@10'):.3f}",
+                      f"{result.mean('recall@100'):.3f}", f"{result.mean('mrr@10'):.3f}",
+                      f"{result.mean('ndcg@10', report_half):.3f}",
+                      f"{reference[0]:.3f} ({reference[1]})" if reference else "–")
+    console.print(table)

@@ -24,6 +24,10 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 _FOLLOW_UP_START = re.compile(
     r"^(and|or|but|also|what about|how about|same for|och|men|än|vad gäller)\b", re.IGNORECASE
 )
+_TOPIC_SHIFT = re.compile(r"^(and |but )?(what|how) about\b|^vad gäller\b|^same for\b",
+                          re.IGNORECASE)
+# Share of the score range added to passages of the previous answer's document.
+FOLLOW_UP_BOOST = 0.2
 _REFERRING_WORD = re.compile(
     r"\b(they|them|their|theirs|it|its|this|that|those|these|there|he|she|his|her|"
     r"de|dem|deras|den|det|dess|hen|hans|hennes)\b",
@@ -64,12 +68,16 @@ class Hit:
 
 
 def is_follow_up(question: str) -> bool:
-    """A short question that leans on the previous one ("and their phone number?")."""
+    """A short question that leans on the previous one ("and their phone number?", "which
+    partners are involved?"): it starts like a continuation, refers back with a pronoun, or
+    is five words or fewer without a name of its own."""
     words = question.split()
+    names = [w for w in words[1:] if w[:1].isupper() and w != "I"]
     return bool(
         _FOLLOW_UP_START.match(question.strip())
         or (len(words) <= 8 and _REFERRING_WORD.search(question))
         or len(words) <= 3
+        or (len(words) <= 5 and not names and not any(ch.isdigit() for ch in question))
     )
 
 
@@ -160,6 +168,14 @@ class Searcher:
         else:
             scores = (self.dense_weight * _min_max(dense)
                       + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
+        topic = self._follow_up_document(question, history, mode)
+        if topic is not None and len(scores):
+            # A follow-up about "it" or "them" stays with the document the previous question
+            # was answered from, unless a passage elsewhere is clearly better.
+            boost = FOLLOW_UP_BOOST * float(scores.max() - scores.min())
+            in_topic = np.fromiter((self.index.chunks[int(i)].doc_id == topic for i in ids),
+                                   dtype=bool, count=len(ids))
+            scores = (scores + np.float32(boost) * in_topic).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         hits: list[Hit] = []
         for position in order:
@@ -172,6 +188,21 @@ class Searcher:
             if len(hits) == k:
                 break
         return hits
+
+
+    def _follow_up_document(self, question: str, history: Sequence[str],
+                            mode: str) -> str | None:
+        """The document that answered the previous question, when ``question`` follows up on
+        it ("and when was it renewed?") rather than moving on ("what about Germany?")."""
+        previous = [turn.strip() for turn in history if turn and turn.strip()]
+        if not (previous and is_follow_up(question)
+                and not _TOPIC_SHIFT.match(question.strip())):
+            return None
+        try:
+            hits = self.search(previous[-1], k=1, mode=mode)
+        except QuestionError:
+            return None
+        return hits[0].doc_id if hits else None
 
 
 def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:

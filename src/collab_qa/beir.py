@@ -1,0 +1,257 @@
+"""BEIR-layout benchmarks (e.g. SciFact): read the files, build a cached index, rank documents.
+
+A BEIR folder holds ``corpus.jsonl`` ({"_id", "title", "text"}), ``queries.jsonl`` or
+``queries-test.jsonl`` ({"_id", "text"}; any ``metadata`` is never read) and the test qrels
+in ``qrels/test.tsv`` or ``qrels-test.tsv`` (tab separated, a header line, CRLF allowed).
+
+The dataset is read in place and indexed with the product's own pipeline (heading-aware
+chunks prefixed with the title, the same embedder, BM25 and fusion). The vectors, the costly
+part, are cached under ``<data_dir>/beir/<name>-<hash>/``; the hash covers the corpus bytes,
+the model and the chunker settings, so a changed input builds a fresh cache. A chunk ranking
+becomes a document ranking by keeping each document's best chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_text
+from collab_qa.documents import Document
+from collab_qa.embedding import Embedder
+from collab_qa.errors import UserError
+from collab_qa.index import DocumentRecord, Index, LexicalIndex, make_vector_index
+from collab_qa.search import Searcher
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    """A BEIR dataset read from disk.
+
+    Attributes:
+        name: The folder name (``scifact``).
+        path: The folder.
+        corpus: doc id -> (title, text).
+        queries: query id -> text, only queries that have qrels.
+        qrels: query id -> {doc id: relevance}.
+        corpus_sha256: Hash of ``corpus.jsonl``, part of the cache key.
+    """
+
+    name: str
+    path: Path
+    corpus: dict[str, tuple[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    corpus_sha256: str
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path} line {number} is not valid JSON ({exc.msg}).") from None
+            if not isinstance(row, dict) or "_id" not in row:
+                raise UserError(f"{path} line {number} has no \"_id\".")
+            rows.append(row)
+    return rows
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.rstrip("\r\n").split("\t")
+            if not line.strip() or (number == 1 and fields[0] == "query-id"):
+                continue
+            if len(fields) != 3:
+                raise UserError(f"{path} line {number} should have 3 tab-separated fields.")
+            try:
+                score = int(fields[2])
+            except ValueError:
+                raise UserError(f"{path} line {number}: the score is not a number.") from None
+            qrels.setdefault(fields[0], {})[fields[1]] = score
+    return qrels
+
+
+def load_beir(path: Path) -> BeirDataset:
+    """Read a BEIR folder.
+
+    Raises:
+        UserError: naming the missing or malformed file.
+    """
+    if not path.is_dir():
+        raise UserError(f"The BEIR folder {path} does not exist.")
+    corpus_file = path / "corpus.jsonl"
+    query_file = next((p for p in (path / "queries-test.jsonl", path / "queries.jsonl")
+                       if p.is_file()), None)
+    qrels_file = next((p for p in (path / "qrels" / "test.tsv", path / "qrels-test.tsv")
+                       if p.is_file()), None)
+    if not corpus_file.is_file():
+        raise UserError(f"{path} has no corpus.jsonl.")
+    if query_file is None:
+        raise UserError(f"{path} has neither queries-test.jsonl nor queries.jsonl.")
+    if qrels_file is None:
+        raise UserError(f"{path} has neither qrels/test.tsv nor qrels-test.tsv.")
+    qrels = _read_qrels(qrels_file)
+    corpus = {str(row["_id"]): (str(row.get("title") or ""), str(row.get("text") or ""))
+              for row in _read_jsonl(corpus_file)}
+    queries = {str(row["_id"]): str(row.get("text") or "") for row in _read_jsonl(query_file)}
+    missing = sorted(set(qrels) - set(queries))
+    if missing:
+        raise UserError(f"{len(missing)} qrels query ids are not in {query_file.name}, "
+                        f"e.g. {missing[0]}.")
+    digest = hashlib.sha256()
+    with corpus_file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return BeirDataset(
+        name=path.resolve().name, path=path, corpus=corpus,
+        queries={qid: queries[qid] for qid in queries if qid in qrels},
+        qrels=qrels, corpus_sha256=digest.hexdigest(),
+    )
+
+
+def _documents(dataset: BeirDataset) -> list[Document]:
+    return [Document(id=doc_id, title=title, text=text, sha256="", format="plain")
+            for doc_id, (title, text) in dataset.corpus.items()]
+
+
+def cache_dir(dataset: BeirDataset, data_dir: Path, model_id: str,
+              chunker: ChunkerConfig) -> Path:
+    """Where the dataset's index is cached: ``<data_dir>/beir/<name>-<hash>``."""
+    key = json.dumps({"format": CACHE_FORMAT, "corpus": dataset.corpus_sha256,
+                      "model": model_id, "chunker": asdict(chunker)}, sort_keys=True)
+    return data_dir / "beir" / f"{dataset.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def open_beir_index(
+    dataset: BeirDataset, embedder: Embedder, data_dir: Path, chunker: ChunkerConfig,
+    *, progress: bool = False, on_build: Callable[[Path], None] | None = None,
+) -> Index:
+    """The dataset's index, encoded once and then read from the cache.
+
+    Args:
+        dataset: The loaded dataset.
+        embedder: The embedding model.
+        data_dir: The data folder; the cache goes under ``beir/`` in it.
+        chunker: Chunk size and overlap.
+        progress: Show the encoding progress bar.
+        on_build: Called with the cache folder before a (slow) build starts.
+    """
+    folder = cache_dir(dataset, data_dir, embedder.model_id, chunker)
+    documents = _documents(dataset)
+    if (folder / "meta.json").is_file():
+        rows = [json.loads(line) for line in
+                (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
+        chunks = [Chunk(r["doc_id"], r["ordinal"], tuple(r["heading_path"]), r["start"],
+                        r["end"], r["text"]) for r in rows]
+        vectors = np.load(folder / "vectors.npy")
+    else:
+        if on_build is not None:
+            on_build(folder)
+        chunks = [chunk for document in documents
+                  for chunk in chunk_document(document, chunker, embedder.count_tokens)]
+        vectors = embedder.encode(
+            [embedding_text(dataset.corpus[c.doc_id][0], c) for c in chunks], progress=progress)
+        tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as handle:
+            for c in chunks:
+                handle.write(json.dumps({"doc_id": c.doc_id, "ordinal": c.ordinal,
+                                         "heading_path": c.heading_path, "start": c.start,
+                                         "end": c.end, "text": c.text}, ensure_ascii=False)
+                             + "\n")
+        np.save(tmp / "vectors.npy", vectors)
+        (tmp / "meta.json").write_text(json.dumps({
+            "format": CACHE_FORMAT, "dataset": dataset.name, "corpus_sha256":
+            dataset.corpus_sha256, "model": embedder.model_id, "chunker": asdict(chunker),
+            "chunks": len(chunks), "documents": len(documents)}, indent=1), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    if len(chunks) != len(vectors):
+        raise UserError(f"The cache in {folder} is inconsistent; delete it and run again.")
+    lexical = LexicalIndex.build(
+        [embedding_text(dataset.corpus[c.doc_id][0], c) for c in chunks])
+    records = {d.id: DocumentRecord(d.id, d.title, d.text, "", "plain", ()) for d in documents}
+    return Index(path=folder, manifest={"version": folder.name,
+                                        "model": {"id": embedder.model_id}},
+                 documents=records, chunks=chunks, vectors=vectors,
+                 dense=make_vector_index(vectors, hnsw_threshold=10**9), lexical=lexical)
+
+
+def rank_documents(searcher: Searcher, query: str, mode: str, depth: int = 100) -> list[str]:
+    """Document ids for a query, best first: each document ranks by its best chunk."""
+    ranked: list[str] = []
+    seen: set[str] = set()
+    k = min(searcher.max_k, len(searcher.index.chunks), depth * 3)
+    for hit in searcher.search(query, k=k, mode=mode):
+        if hit.doc_id not in seen:
+            seen.add(hit.doc_id)
+            ranked.append(hit.doc_id)
+            if len(ranked) == depth:
+                break
+    return ranked
+
+
+def split_queries(query_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A fixed half/half split (by a hash of the id) for tuning on one half, reporting on the
+    other."""
+    tune: list[str] = []
+    report: list[str] = []
+    for qid in query_ids:
+        (tune if hashlib.sha256(qid.encode()).digest()[0] % 2 == 0 else report).append(qid)
+    return tune, report
+
+
+# Published nDCG@10 on SciFact test (see eval/README.md for the sources).
+PUBLISHED_NDCG10 = {"scifact": {"lexical": (0.665, "BM25, BEIR paper"),
+                                "dense": (0.645, "all-MiniLM-L6-v2, MTEB")}}
+
+
+@dataclass
+class BeirModeResult:
+    """nDCG@10, Recall@100 and MRR@10 of one mode, over all queries and per half."""
+
+    mode: str
+    per_query: dict[str, dict[str, float]]
+
+    def mean(self, metric: str, query_ids: Sequence[str] | None = None) -> float:
+        ids = list(self.per_query) if query_ids is None else list(query_ids)
+        return sum(self.per_query[q][metric] for q in ids) / len(ids) if ids else 0.0
+
+
+def run_beir(searcher: Searcher, dataset: BeirDataset, modes: Sequence[str],
+             progress: Callable[[str, int, int], None] | None = None) -> list[BeirModeResult]:
+    """Rank documents for every test query in every mode and score them."""
+    from collab_qa.evaluate import mrr_from_ranking, ndcg_from_ranking, recall_from_ranking
+
+    results = []
+    for mode in modes:
+        per_query = {}
+        for done, (qid, text) in enumerate(dataset.queries.items(), 1):
+            ranking = rank_documents(searcher, text, mode, depth=100)
+            relevant = dataset.qrels[qid]
+            per_query[qid] = {"ndcg@10": ndcg_from_ranking(ranking, relevant, 10),
+                              "recall@100": recall_from_ranking(ranking, relevant, 100),
+                              "mrr@10": mrr_from_ranking(ranking, relevant, 10)}
+            if progress is not None:
+                progress(mode, done, len(dataset.queries))
+        results.append(BeirModeResult(mode, per_query))
+    return results
