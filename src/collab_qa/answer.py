@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from collab_qa.chunking import embedding_text
+from collab_qa.chunking import Chunk, embedding_text
 from collab_qa.index import Index, lexical_tokens
 from collab_qa.search import Hit, Searcher, compose_query
 
@@ -210,6 +210,12 @@ class _TermStats:
     chunk_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     near: dict[str, bool] = field(default_factory=dict)
     by_prefix: dict[str, list[str]] = field(default_factory=dict)
+    size: int = 0
+
+    def idf_of_share(self, share: float) -> float:
+        """The IDF of a word found in ``share`` of the passages."""
+        df = share * self.size
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
 
     def known(self, token: str, min_typo_length: int = 4) -> bool:
         """Whether the index holds the word or one a typo away ("agreemnt", "cordin").
@@ -288,7 +294,7 @@ def term_stats(index: Index) -> _TermStats:
                 df[token] = df.get(token, 0) + 1
         n = max(len(texts), 1)
         stats = _TermStats({t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()},
-                           math.log(1 + (n + 0.5) / 0.5), chunk_tokens)
+                           math.log(1 + (n + 0.5) / 0.5), chunk_tokens, size=n)
         if len(_STATS) >= 4:
             _STATS.pop(next(iter(_STATS)))
         _STATS[key] = stats
@@ -573,20 +579,42 @@ def _disagree(first: str, second: str) -> bool:
     return first[:common] != second[:common]
 
 
+def _same_document_passages(index: Index, hits: Sequence[Hit],
+                            per_document: int = 50) -> list[Hit]:
+    """The other passages of the cited documents (a date is often a section away from the
+    sentence that matched: "KI has signed an MoU…" / "…initiated in 2024")."""
+    cited = {hit.chunk.id for hit in hits}
+    documents = list(dict.fromkeys(hit.doc_id for hit in hits))
+    chunks_of: dict[str, list[Chunk]] = {}
+    for chunk in index.chunks:
+        if chunk.doc_id in documents and chunk.id not in cited:
+            chunks_of.setdefault(chunk.doc_id, []).append(chunk)
+    return [Hit(chunk, index.title_of(doc), 0.0, 0.0, 0.0)
+            for doc in documents for chunk in chunks_of.get(doc, [])[:per_document]]
+
+
 def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
-                   stats: _TermStats) -> list[Conflict]:
+                   stats: _TermStats) -> tuple[list[Conflict], list[Hit]]:
     """Dated statements from different documents about the same subject that disagree.
 
-    "The same subject" means both passages (with their title and headings) contain a rare
-    word of the question (IDF above the median), e.g. "Charité", plus an event word.
+    "The same subject" means both passages (with their title and headings) contain a word
+    of the question that at most a quarter of all passages hold (accents ignored), e.g.
+    "Charité", and each
+    statement has an event word ("signed", "signerades", "initiated"). One statement must be
+    in a cited passage; the other may be in another passage of a cited document.
+
+    Returns:
+        The conflicts, and the passages they quote that were not among ``hits`` (to be
+        cited as well).
     """
     query_weights = _weights(_text_tokens(query), stats)
     if not query_weights:
-        return []
-    cutoff = float(np.median(list(stats.idf.values()))) if stats.idf else 0.0
-    rare = {t for t, w in query_weights.items() if w >= cutoff and t in stats.idf}
+        return [], []
+    rare = {t for t, w in query_weights.items()
+            if t in stats.idf and w >= stats.idf_of_share(0.25)}
+    cited = {hit.chunk.id for hit in hits}
     found: list[tuple[Hit, str, str, set[str]]] = []
-    for hit in hits:
+    for hit in [*hits, *_same_document_passages(index, hits)]:
         context = _passage_tokens(hit, stats)
         anchors = rare & context
         if not anchors:
@@ -595,6 +623,7 @@ def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
         for sentence, date in dated_statements(hit, year):
             found.append((hit, sentence, date, anchors))
     conflicts = []
+    extra: dict[str, Hit] = {}
     used: set[int] = set()
     for i, (hit, sentence, date, anchors) in enumerate(found):
         if i in used:
@@ -609,8 +638,9 @@ def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
                 group.append((other, other_sentence, other_date))
                 shared &= other_anchors
                 used.add(j)
-        if len(group) > 1:
+        if len(group) > 1 and any(g[0].chunk.id in cited for g in group):
             used.add(i)
+            extra.update((g[0].chunk.id, g[0]) for g in group if g[0].chunk.id not in cited)
             words = sorted(shared, key=lambda t: -query_weights.get(t, 0))
             subject = ", ".join(words[:3])
             dates = tuple(g[2] for g in group)
@@ -621,7 +651,7 @@ def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
                     f"{g[0].title} says {g[2]}" for g in group) + ".",
                 dates=dates, doc_ids=tuple(g[0].doc_id for g in group),
             ))
-    return conflicts
+    return conflicts, list(extra.values())
 
 
 # ---------------------------------------------------------------------------- abstention
@@ -787,7 +817,12 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     sentence, span = (None, None) if abstained else best_sentence(
         query, hits[0], stats, question=question)
     contacts = [] if abstained else extract_contacts(hits[:3], people=asks_contact)
-    conflicts = [] if abstained else find_conflicts(searcher.index, hits, query, stats)
+    # Dates are compared when the question is about one ("when…", "signed…"), so an answer
+    # about something else is not cluttered with a disagreement it did not ask about.
+    about_dates = "date" in asked_types(query) or bool(_EVENT.search(question))
+    conflicts, quoted = ([], []) if abstained or not about_dates else find_conflicts(
+        searcher.index, hits, query, stats)
+    hits = [*hits, *quoted]  # a passage a conflict quotes is cited too
     return Answer(
         question=question, query=query, abstained=abstained, best_sentence=sentence,
         best_span=span, hits=hits, contacts=contacts, conflicts=conflicts,

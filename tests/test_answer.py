@@ -1,0 +1,134 @@
+"""Answers: best sentence, contacts (never invented), conflicting dates, abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from collab_qa.answer import (
+    Contact,
+    answer_question,
+    asks_for_contact,
+    dated_statements,
+    extract_contacts,
+    missing_answer_type,
+    rerank_by_answer_type,
+    sentence_spans,
+)
+from collab_qa.chunking import Chunk
+from collab_qa.search import Hit, Searcher
+
+
+def hit(text: str, doc: str = "doc.txt", heading: tuple[str, ...] = ("Section",),
+        title: str = "Doc") -> Hit:
+    return Hit(Chunk(doc, 0, heading, 0, len(text), text), title, 1.0, 0.5, 1.0)
+
+
+BIOBANK = hit("- Other human samples - KI Biobank for researchers:\n- Offers sample handling\n"
+              "- For questions contact the biobank coordinator at biobank@ki.se or call "
+              "08-524 820 03")
+DELEGATE = hit("Cancer Core Europe\nKarolinska Institutet is one of the seven leading cancer "
+               "centers.\nKI operational delegate: Christina von Gertten")
+PROFILE = hit("These calls are announced on\n\n\nProfile image\n\nIsabella Palomba Rydén\n\n"
+              "International Coordinator\nEmma Hägg")
+HR = hit("We recommend you to contact HR office at KI. Their Negotiation Unit "
+         "(förhandlingsenheten) is responsible for KI:s negotiating activities.")
+NEWS = hit("Publicerad: 2023-10-17 13:17 | Uppdaterad: 2023-10-30 10:38\n26-04-2023")
+
+
+def assert_from_text(contacts: list[Contact], hits: list[Hit]) -> None:
+    """Every field of every contact is text of the passage it cites."""
+    for contact in contacts:
+        text = hits[contact.hit_rank].text
+        for value in (contact.email, contact.phone, contact.name, contact.role):
+            assert value is None or value in text or all(
+                part in text for part in value.split(" – ")), value
+        assert contact.citation == hits[contact.hit_rank].citation
+
+
+def test_email_and_phone_with_the_unit_named_beside_them() -> None:
+    contacts = extract_contacts([BIOBANK])
+    assert [(c.name, c.email, c.phone) for c in contacts] == [
+        ("biobank coordinator", "biobank@ki.se", "08-524 820 03")]
+    assert_from_text(contacts, [BIOBANK])
+
+
+def test_people_and_units_when_the_question_asks_for_a_contact() -> None:
+    hits = [DELEGATE, PROFILE, HR]
+    contacts = extract_contacts(hits, "who is the contact?")
+    found = {(c.name, c.role) for c in contacts}
+    assert ("Christina von Gertten", "KI operational delegate") in found
+    assert ("Isabella Palomba Rydén", "International Coordinator") in found
+    assert any(c.name and "HR office at KI" in c.name and "Negotiation Unit" in c.name
+               for c in contacts)
+    assert_from_text(contacts, hits)
+    # Without a contact question only emails and phone numbers make a card.
+    assert extract_contacts(hits, "what is Cancer Core Europe?") == []
+
+
+def test_dates_are_not_phone_numbers_and_nothing_is_invented() -> None:
+    assert extract_contacts([NEWS], "phone number?") == []
+    assert extract_contacts([hit("No contact details here at all.")], "who?") == []
+    assert asks_for_contact("Vem är kontaktperson?") and asks_for_contact("their email?")
+    assert not asks_for_contact("What is ESO?")
+
+
+def test_sentences_keep_emails_whole_and_join_a_name_with_its_role() -> None:
+    text = BIOBANK.text
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    assert sentences[-1].endswith("biobank@ki.se or call 08-524 820 03")
+    profile = [PROFILE.text[a:b] for a, b in sentence_spans(PROFILE.text)]
+    assert "Isabella Palomba Rydén\n\nInternational Coordinator" in profile
+
+
+def test_dated_statements_take_the_publication_year() -> None:
+    swedish = hit("Avtalet - ett så kallat Memorandum of Understanding (MoU) - signerades den "
+                  "17 oktober under World Health Summit.")
+    english = hit("The collaboration was initiated in 2024. It is funded.")
+    assert dated_statements(swedish, 2023) == [(swedish.text, "2023-10-17")]
+    assert dated_statements(english, None) == [("The collaboration was initiated in 2024.",
+                                                "2024")]
+
+
+def test_answer_types() -> None:
+    dated, plain = hit("It was signed in May 2013."), hit("It was signed.")
+    assert rerank_by_answer_type("When was it signed?", [plain, dated]) == [dated, plain]
+    assert rerank_by_answer_type("What was signed?", [plain, dated]) == [plain, dated]
+    assert missing_answer_type("What is the email of the office?", [plain, dated])
+    assert not missing_answer_type("What is the email of the office?", [BIOBANK])
+
+
+# ---------------------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_biobank_contact_card(real_searcher: Searcher) -> None:
+    answer = answer_question(real_searcher, "who do I contact about biobank samples")
+    assert not answer.abstained
+    assert any(c.email == "biobank@ki.se" and c.phone == "08-524 820 03"
+               for c in answer.contacts)
+    assert "biobank@ki.se" in (answer.best_sentence or "")
+    assert_from_text(answer.contacts, answer.hits)
+    follow = answer_question(real_searcher, "and their phone number?",
+                             history=["who do I contact about biobank samples"])
+    assert "08-524 820 03" in (follow.best_sentence or "")
+
+
+@pytest.mark.slow
+def test_charite_dates_conflict(real_searcher: Searcher) -> None:
+    answer = answer_question(real_searcher, "When was the MoU with Charité signed?")
+    assert answer.conflicts, [h.citation for h in answer.hits]
+    conflict = answer.conflicts[0]
+    assert set(conflict.doc_ids) == {"charite-mou-news-sv.txt", "collaboration-in-germany.txt"}
+    assert set(conflict.dates) == {"2023-10-17", "2024"}
+    assert "disagree" in conflict.note
+    sentences = " ".join(s for _, s in conflict.statements)
+    assert "signerades den 17 oktober" in sentences and "initiated in 2024" in sentences
+
+
+@pytest.mark.slow
+def test_abstains_on_a_country_the_documents_never_mention(real_searcher: Searcher) -> None:
+    answer = answer_question(real_searcher, "Who coordinates our collaboration with Japan?")
+    assert answer.abstained and answer.best_sentence is None and answer.contacts == []
+    assert answer.hits, "abstaining still lists the possibly related passages"
+    assert not answer_question(real_searcher, "Who coordinates collaboration with Germany?"
+                               ).abstained
