@@ -35,7 +35,7 @@ test: install lint ## Run ruff, mypy and the whole test suite (real model includ
 	$(BIN)/python -m pytest
 
 lint: install ## ruff and mypy
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 eval: install ## Run the eval question set in every mode and write eval/report/

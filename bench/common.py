@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-CACHE = Path(__file__).resolve().parent / "cache"
+HERE = Path(__file__).resolve().parent
+# The smoke test points these elsewhere so it never touches the committed results.
+RESULTS = Path(os.environ.get("COLLAB_QA_BENCH_RESULTS") or HERE / "results")
+CACHE = Path(os.environ.get("COLLAB_QA_BENCH_CACHE") or HERE / "cache")
 CORPUS = ROOT / "corpus"
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
 

@@ -199,21 +199,23 @@ def end_to_end(settings: Any, questions: list[Question], requests: int, clients:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from collab_qa.embedding import load_embedder
+    from collab_qa.embedding import Embedder, FakeEmbedder, load_embedder
     from collab_qa.search import open_searcher
 
     questions, source = load_questions()
     settings = bench_settings("latency")
     fresh_corpus(settings)
-    embedder = load_embedder(settings.model)
+    embedder: Embedder = FakeEmbedder() if args.tiny else load_embedder(settings.model)
     build(settings, embedder, full=True)
     searcher = open_searcher(settings, embedder)
     result: dict[str, Any] = {"questions": source, "question_count": len(questions),
                               "chunks": len(searcher.index.chunks),
                               "dense_index": type(searcher.index.dense).__name__}
+    if args.tiny:
+        args.requests, args.throughput_requests, args.seconds = 20, 20, 5.0
     result["in_process"] = in_process(searcher, questions, args.requests, args.clients,
                                       args.throughput_requests, args.seconds)
-    if not args.no_server:
+    if not args.no_server and not args.tiny:
         result["end_to_end"] = end_to_end(settings, questions, args.requests, args.clients,
                                           args.throughput_requests, args.seconds)
     write_result("latency", result)

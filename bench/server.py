@@ -29,7 +29,8 @@ class Server:
     """
 
     def __init__(self, settings: Settings, *, timeout: float = 120.0,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, watch: bool = False) -> None:
+        self.watch = watch
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,8 +50,9 @@ class Server:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with self._log.open("wb") as log:
-            self._process = subprocess.Popen([str(command), "serve"], env=env, stdout=log,
-                                             stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(
+                [str(command), "serve", *(["--watch"] if self.watch else [])], env=env,
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = started + self.timeout
         with httpx.Client(timeout=2.0) as client:
             while time.perf_counter() < deadline:
