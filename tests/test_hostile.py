@@ -310,7 +310,7 @@ def test_serve_binds_loopback_with_limits(settings: Settings,
     assert result.exit_code == 0, result.output
     (kwargs,) = calls
     assert kwargs["host"] == "127.0.0.1" and kwargs["limit_concurrency"] == 100
-    assert kwargs["timeout_keep_alive"] <= 10 and kwargs["forwarded_allow_ips"] == "127.0.0.1"
+    assert 5 < kwargs["timeout_keep_alive"] <= 30 and kwargs["forwarded_allow_ips"] == "127.0.0.1"
 
 
 # ---------------------------------------------------------------------------- corrupt index

@@ -220,40 +220,53 @@ def test_load_while_the_index_is_rebuilt(live: Live,
     stop = threading.Event()
     doc_ids = sorted(texts)
 
-    def check(kind: str, response: httpx.Response, last: dict[str, str], client: int) -> None:
+    answered: list[tuple[int, str, str, dict[str, Any]]] = []  # checked once all are known
+
+    def check(kind: str, response: httpx.Response, client: int) -> None:
         tally.statuses[response.status_code] += 1
         if response.status_code >= 500 or "Traceback" in response.text:
             tally.failures.append(f"{kind}: {response.status_code} {response.text[:200]}")
-            return
-        if kind == "bad" and response.status_code == 422:
-            return
-        if response.status_code != 200:
+        elif kind == "bad" and response.status_code == 422:
+            pass
+        elif response.status_code != 200:
             tally.failures.append(f"{kind}: {response.status_code} {response.text[:200]}")
-            return
-        payload = response.json()
-        seen = payload.get("index_version")
-        if kind == "ready":
-            seen = payload["index_version"]
-        tally.versions_seen[seen] += 1
-        if seen not in known:
-            tally.failures.append(f"{kind}: unknown index_version {seen}")
-            return
+        else:
+            payload = response.json()
+            answered.append((client, kind, payload["index_version"], payload))
+
+    def check_versions() -> None:
+        """Every response names a version the test built, its passages and texts are that
+        version's, and no client ever goes back to an older version."""
         order = list(known)
-        if last.get("v") and order.index(seen) < order.index(last["v"]):
-            tally.failures.append(f"client {client} went back from {last['v']} to {seen}")
-        last["v"] = seen
-        version_chunks, version_texts = known[seen]
-        if kind == "ask":
-            for passage in payload["passages"]:
-                key = (passage["doc_id"], passage["start"], passage["end"])
-                if version_chunks.get(key) != passage["text"]:
-                    tally.failures.append(f"ask: passage {key} is not in {seen}")
-        elif kind == "document" and version_texts.get(payload["doc_id"]) != payload["text"]:
-            tally.failures.append(f"document: {payload['doc_id']} text is not {seen}'s")
+        last_seen: dict[int, int] = {}
+        for client, kind, seen, payload in answered:
+            tally.versions_seen[seen] += 1
+            if seen not in known:
+                tally.failures.append(f"{kind}: unknown index_version {seen}")
+                continue
+            if order.index(seen) < last_seen.get(client, 0):
+                tally.failures.append(f"client {client} went back to {seen}")
+            last_seen[client] = order.index(seen)
+            version_chunks, version_texts = known[seen]
+            if kind == "ask":
+                for passage in payload["passages"]:
+                    key = (passage["doc_id"], passage["start"], passage["end"])
+                    if version_chunks.get(key) != passage["text"]:
+                        tally.failures.append(f"ask: passage {key} is not in {seen}")
+            elif kind == "document" and version_texts.get(payload["doc_id"]) != payload["text"]:
+                tally.failures.append(f"document: {payload['doc_id']} text is not {seen}'s")
+
+    started_at = time.monotonic()
+    lags: list[float] = []
+
+    async def watch_lag() -> None:
+        while not stop.is_set():
+            before = time.monotonic()
+            await asyncio.sleep(0.1)
+            lags.append(time.monotonic() - before - 0.1)
 
     async def client(number: int, http: httpx.AsyncClient, deadline: float) -> None:
         rng = random.Random(number)
-        last: dict[str, str] = {}
         while not stop.is_set() and time.monotonic() < deadline:
             if tally.requests >= MAX_REQUESTS:
                 return
@@ -278,9 +291,11 @@ def test_load_while_the_index_is_rebuilt(live: Live,
                     kind, response = "bad", await http.post(
                         "/api/ask", json={"question": rng.choice(["", "x" * 5000, "\x00"])})
             except httpx.HTTPError as exc:
-                tally.failures.append(f"client {number}: {type(exc).__name__}: {exc}")
+                tally.failures.append(
+                    f"client {number}: {type(exc).__name__}: {exc!r} cause {exc.__cause__!r} "
+                    f"at {time.monotonic() - started_at:.1f} s, lag {max(lags, default=0):.2f}")
                 continue
-            check(kind, response, last, number)
+            check(kind, response, number)
 
     def rebuild_five_times() -> None:
         marker = "The zebrafish marker agreement"
@@ -311,6 +326,7 @@ def test_load_while_the_index_is_rebuilt(live: Live,
         async with httpx.AsyncClient(base_url=live.url, timeout=30, limits=limits) as http:
             rebuilder = asyncio.create_task(asyncio.to_thread(rebuild_five_times))
             clients = [asyncio.create_task(client(n, http, deadline)) for n in range(CLIENTS)]
+            clients.append(asyncio.create_task(watch_lag()))
             try:
                 await asyncio.wait_for(asyncio.shield(rebuilder), LOAD_SECONDS)
                 await asyncio.sleep(2)  # let every client see the last version
@@ -324,6 +340,7 @@ def test_load_while_the_index_is_rebuilt(live: Live,
     sampler.start()
     seconds = asyncio.run(run())
     sampler.join()
+    check_versions()
 
     warm = memory[min(len(memory) - 1, 4)]
     peak, last = max(memory), memory[-1]
@@ -331,7 +348,7 @@ def test_load_while_the_index_is_rebuilt(live: Live,
           f"{len(tally.failures)} failed; statuses {dict(tally.statuses)}; "
           f"{len(rebuilt)} rebuilds; versions answered {dict(tally.versions_seen)}; "
           f"server RSS warm {warm / 2**20:.0f} MB, peak {peak / 2**20:.0f} MB, "
-          f"end {last / 2**20:.0f} MB")
+          f"end {last / 2**20:.0f} MB; client loop lag max {max(lags):.2f} s")
     assert not tally.failures, tally.failures[:10]
     assert len(rebuilt) == REBUILDS
     assert tally.versions_seen[rebuilt[-1]] > 0, "no response came from the last index"

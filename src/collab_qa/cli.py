@@ -140,10 +140,12 @@ def serve(
     console.print(f"collab-qa is serving on [bold]{served_url(settings.host, settings.port)}[/]"
                   f"{' (re-indexing on corpus changes)' if watch else ''}; Ctrl+C stops it.",
                   highlight=False)
-    # Bounded: at most max_connections at once (then 503), idle keep-alive closed after 5 s,
-    # X-Forwarded-For trusted from a proxy on this machine only, no Server header.
+    # Bounded: at most max_connections at once (then 503), idle keep-alive closed after 15 s
+    # (longer than clients' pools keep idle connections, httpx 5 s: with equal timeouts a
+    # request sent just as the server closes fails), X-Forwarded-For trusted from a proxy on
+    # this machine only, no Server header.
     uvicorn.run(create_app(settings, embedder=embedder, watch=watch), host=settings.host,
-                port=settings.port, log_level="info", timeout_keep_alive=5,
+                port=settings.port, log_level="info", timeout_keep_alive=15,
                 limit_concurrency=settings.max_connections, timeout_graceful_shutdown=10,
                 proxy_headers=True, forwarded_allow_ips="127.0.0.1", server_header=False)
 
