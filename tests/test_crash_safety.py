@@ -34,6 +34,7 @@ from tests.conftest import CORPUS, ROOT
 
 RANDOM_TRIALS = 24
 SAMPLED_OPERATIONS = 8
+SWITCH_AND_CLEANUP_OPS = 30
 
 
 def make_new_corpus(corpus: Path, scenario: str) -> bool:
@@ -200,9 +201,9 @@ def check_cleaned_by_next_build(corpus: Path, index_dir: Path, fx: Fixture,
 
 def test_build_killed_before_each_file_operation(states: Fixture, worker: Worker) -> None:
     """Kill right before the N-th file-system operation (open for writing, fsync, mkdir,
-    rename, replace, unlink, rmdir, FAISS write): every step of the write, the switch and the
-    cleanup is a crash point. The "edit" build is killed at each of its steps, the others at a
-    seeded sample."""
+    rename, replace, unlink, rmdir, FAISS write). The "edit" build is killed at each of its
+    last 30 steps (manifest, fsyncs, rename, CURRENT switch, deleting the oldest version) and
+    at a seeded sample of the earlier ones; the other builds at a seeded sample of all."""
     outcomes: dict[str, int] = {"old": 0, "new": 0}
     injected = 0
     for scenario in SCENARIOS:
@@ -211,9 +212,14 @@ def test_build_killed_before_each_file_operation(states: Fixture, worker: Worker
         assert worker.run(corpus, index_dir, full=full, ops_file=ops_file) == 0
         total = int(ops_file.read_text())
         assert total > 30
-        points = list(range(1, total + 1))
-        if scenario != "edit":
-            points = sorted(random.Random(f"ops-{scenario}").sample(points, SAMPLED_OPERATIONS))
+        # Writing the hidden folder is many alike steps; the switch and cleanup are the tail.
+        rng = random.Random(f"ops-{scenario}")
+        early = list(range(1, max(1, total - SWITCH_AND_CLEANUP_OPS)))
+        late = list(range(max(1, total - SWITCH_AND_CLEANUP_OPS), total + 1))
+        if scenario == "edit":
+            points = sorted(rng.sample(early, min(len(early), SAMPLED_OPERATIONS))) + late
+        else:
+            points = sorted(rng.sample(early + late, SAMPLED_OPERATIONS))
         for n in points:
             corpus, index_dir, full = fresh_trial(states, f"op-{scenario}-{n}", scenario)
             assert worker.run(corpus, index_dir, full=full, kill_at_op=n) == -signal.SIGKILL
@@ -222,7 +228,8 @@ def test_build_killed_before_each_file_operation(states: Fixture, worker: Worker
             check_cleaned_by_next_build(corpus, index_dir, states, scenario)
             shutil.rmtree(index_dir.parent)
     assert outcomes["old"] and outcomes["new"], outcomes
-    assert injected == sum(outcomes.values()) >= 30 + 3 * SAMPLED_OPERATIONS
+    assert injected == sum(outcomes.values()) >= 30 + 4 * SAMPLED_OPERATIONS
+    print(f"\ncrash: {injected} builds killed before a file operation; outcomes {outcomes}")
 
 
 def test_build_killed_at_random_moments(states: Fixture, worker: Worker) -> None:
@@ -238,7 +245,9 @@ def test_build_killed_at_random_moments(states: Fixture, worker: Worker) -> None
         rng = random.Random(trial)
         scenario = rng.choice(SCENARIOS)
         corpus, index_dir, full = fresh_trial(states, f"random-{trial}", scenario)
-        delay = rng.uniform(0, 1.1 * durations[scenario])
+        # Half over the whole build, half over its end, where the switch happens.
+        share = rng.uniform(0, 1.0) if trial % 2 else rng.uniform(0.75, 1.1)
+        delay = share * durations[scenario]
         code = worker.run(corpus, index_dir, full=full, kill_after=delay)
         assert code in (0, -signal.SIGKILL)
         outcomes["killed"] += code == -signal.SIGKILL
@@ -246,6 +255,7 @@ def test_build_killed_at_random_moments(states: Fixture, worker: Worker) -> None
         check_cleaned_by_next_build(corpus, index_dir, states, scenario)
         shutil.rmtree(index_dir.parent)
     assert outcomes["killed"] >= RANDOM_TRIALS // 2, outcomes
+    print(f"\ncrash: {RANDOM_TRIALS} builds killed at random moments; outcomes {outcomes}")
 
 
 def test_garbled_current_is_repaired_by_a_full_build(states: Fixture) -> None:
@@ -256,47 +266,52 @@ def test_garbled_current_is_repaired_by_a_full_build(states: Fixture) -> None:
     assert report.version and check_whole(index_dir, states, "edit") == "new"
 
 
+def kill_cli_build(command: Path, root: Path, env: dict[str, str], trigger: str,
+                   delay: float) -> int:
+    """Run `collab-qa index` on root/corpus and SIGKILL it when ``trigger`` is seen."""
+    process = subprocess.Popen(
+        [str(command), "index", "--corpus", str(root / "corpus"), "--index", str(root / "index")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        names = [p.name for p in (root / "index").iterdir()]
+        if trigger == "tmp" and any(n.startswith(TMP_PREFIX) for n in names):
+            break
+        if trigger == "lock" and LOCK_FILE in names:
+            time.sleep(delay)
+            break
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    return process.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_killing_the_real_index_command(states: Fixture, tmp_path: Path,
                                         corpus_index_dir: Path, real_embedder: Embedder) -> None:
-    """SIGKILL `collab-qa index` (real model) while it writes; the index stays whole."""
+    """SIGKILL `collab-qa index` (real model) while it writes its folder, and at a random
+    moment of its build (two runs side by side); each index stays whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
     command = Path(sys.executable).with_name("collab-qa")
-    reference = tmp_path / "reference"
-    shutil.copytree(CORPUS, reference / "corpus")
-    make_new_corpus(reference / "corpus", "edit")
-    shutil.copytree(corpus_index_dir, reference / "index",
-                    ignore=shutil.ignore_patterns(LOCK_FILE))
-    old = State.of(load_index(reference / "index"), real_embedder)
-    build_index(reference / "corpus", reference / "index", real_embedder, ChunkerConfig())
-    new = State.of(load_index(reference / "index"), real_embedder)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLLAB_QA_MODEL": "",
-           "TOKENIZERS_PARALLELISM": "false"}
-    rng = random.Random("cli")
-    for trial, trigger in enumerate(("tmp folder appears", "random moment after the lock")):
-        root = tmp_path / f"cli-{trial}"
+    roots = [tmp_path / name for name in ("reference", "cli-tmp", "cli-lock")]
+    for root in roots:
         shutil.copytree(CORPUS, root / "corpus")
         make_new_corpus(root / "corpus", "edit")
         shutil.copytree(corpus_index_dir, root / "index", ignore=shutil.ignore_patterns(LOCK_FILE))
-        process = subprocess.Popen(
-            [str(command), "index", "--corpus", str(root / "corpus"), "--index",
-             str(root / "index"), "--full"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
-            names = [p.name for p in (root / "index").iterdir()]
-            if trigger.startswith("tmp") and any(n.startswith(TMP_PREFIX) for n in names):
-                break
-            if trigger.startswith("random") and LOCK_FILE in names:
-                time.sleep(rng.uniform(0, 0.6))
-                break
-            time.sleep(0.002)
-        process.send_signal(signal.SIGKILL)
-        code = process.wait(timeout=30)
-        assert code == -signal.SIGKILL or (code == 0 and trial == 1), code
+    old = State.of(load_index(roots[0] / "index"), real_embedder)
+    build_index(roots[0] / "corpus", roots[0] / "index", real_embedder, ChunkerConfig())
+    new = State.of(load_index(roots[0] / "index"), real_embedder)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLLAB_QA_MODEL": "",
+           "TOKENIZERS_PARALLELISM": "false"}
+    delay = random.Random("cli").uniform(0, 0.3)
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(kill_cli_build, [command] * 2, roots[1:], [env] * 2,
+                              ["tmp", "lock"], [0.0, delay]))
+    assert codes[0] == -signal.SIGKILL and codes[1] in (-signal.SIGKILL, 0), codes
+    for root in roots[1:]:
         state = State.of(load_index(root / "index", expected_model_id=real_embedder.model_id),
                          real_embedder)
-        assert state.same(old) or state.same(new), f"trial {trial}: a mixed or broken index"
+        assert state.same(old) or state.same(new), f"{root.name}: a mixed or broken index"
         build_index(root / "corpus", root / "index", real_embedder, ChunkerConfig())
-        state = State.of(load_index(root / "index"), real_embedder)
-        assert state.same(new)
+        assert State.of(load_index(root / "index"), real_embedder).same(new)
         assert not [p for p in (root / "index").iterdir() if p.name.startswith(TMP_PREFIX)]

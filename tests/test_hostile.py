@@ -10,6 +10,7 @@ import builtins
 import json
 import logging
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import CURRENT_FILE, build_index, current_version_dir
 from collab_qa.security import docs_policy, host_allowed, script_hashes
 from collab_qa.settings import Settings
+from tests.conftest import CORPUS
 
 IMG = '"><img src=x onerror=alert(1)>'
 SCRIPT = "<script>alert(1)</script>"
@@ -33,16 +35,23 @@ LOOPBACK = ("127.0.0.1", 50000)
 REMOTE = ("203.0.113.7", 50000)
 
 
-@pytest.fixture
-def settings(tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Settings:
-    (tmp_corpus / "hostile.md").write_text(
+def make_settings(root: Path) -> Settings:
+    """A corpus copy with a hostile document, a secret next to it, and its fake-embedder index."""
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "hostile.md").write_text(
         f"# {IMG}\n\n## {SCRIPT}\n\nZebrafish {SCRIPT} and {IMG} live here.\n"
         "Mixed \u202eRTL override\u202c text with emoji 🐟.\n", encoding="utf-8")
-    (tmp_path / "secret.txt").write_text(CANARY, encoding="utf-8")
-    index_dir = tmp_path / "index"
-    build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
-    return Settings(corpus_dir=tmp_corpus, index_dir=index_dir, data_dir=tmp_path / "data",
+    (root / "secret.txt").write_text(CANARY, encoding="utf-8")
+    build_index(corpus, root / "index", FakeEmbedder(), ChunkerConfig())
+    return Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data",
                     admin_token="s3cret-token", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """For tests that change the index or the settings."""
+    return make_settings(tmp_path)
 
 
 def make_client(settings: Settings, client: tuple[str, int] = LOOPBACK) -> TestClient:
@@ -50,9 +59,10 @@ def make_client(settings: Settings, client: tuple[str, int] = LOOPBACK) -> TestC
                       base_url="http://127.0.0.1", raise_server_exceptions=False)
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with make_client(settings) as test_client:
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app for the tests that only send requests."""
+    with make_client(make_settings(tmp_path_factory.mktemp("hostile"))) as test_client:
         yield test_client
 
 
