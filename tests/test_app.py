@@ -546,3 +546,13 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
             "/api/feedback", "/healthz", "/readyz"} <= set(schema["paths"])
     assert "/" not in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_feedback_that_cannot_be_saved_is_503(settings: Settings, fake_embedder: FakeEmbedder,
+                                              tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data folder should be", encoding="utf-8")
+    broken = settings.model_copy(update={"data_dir": blocker})
+    with make_client(broken, fake_embedder) as client:
+        response = client.post("/api/feedback", json={"rating": "up", "question": "q"})
+    assert response.status_code == 503 and "could not be saved" in response.json()["detail"]

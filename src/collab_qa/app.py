@@ -529,11 +529,19 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                             max_age=7 * 24 * 3600)
         return conversation
 
+    def save_feedback(entry: Feedback) -> None:
+        try:
+            feedback.record(entry)
+        except OSError as exc:
+            log.warning("Could not save feedback to %s: %s", feedback.path, exc)
+            raise HTTPException(503, "The feedback could not be saved on the server; "
+                                "try again later.") from None
+
     def store_feedback(rating: str, turn_question: str, history: list[str],
                        answer: dict[str, Any]) -> None:
         passages = answer.get("passages") or []
         abstained = bool(answer.get("abstained"))
-        feedback.record(Feedback(
+        save_feedback(Feedback(
             rating="up" if rating == "up" else "down",
             question=turn_question,
             history=tuple(history),
@@ -654,7 +662,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         _check_history(body.history, settings)
         if len(body.question) > settings.max_question_chars:
             raise QuestionError("The question is too long.")
-        feedback.record(Feedback(
+        save_feedback(Feedback(
             rating=body.rating, question=body.question.strip(), history=tuple(body.history),
             abstained=body.abstained, doc_id=body.doc_id, evidence=body.evidence,
             index_version=body.index_version,
