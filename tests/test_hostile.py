@@ -433,3 +433,21 @@ def test_index_command_says_when_another_build_runs(settings: Settings,
     assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "Another build" in message and "try again" in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("path", [
+    "/static/../../pyproject.toml", "/static/..%2f..%2fpyproject.toml",
+    "/static/%2e%2e/%2e%2e/etc/passwd", "/static//etc/passwd", "/static/chat.js%00.html",
+])
+def test_static_files_stay_in_their_folder(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code in (400, 404), (path, response.status_code)
+    assert "[project]" not in response.text and "root:" not in response.text
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PUT", "DELETE", "PATCH", "CONNECT"])
+def test_other_methods_are_refused_without_a_5xx(client: TestClient, method: str) -> None:
+    for path in ("/", "/api/ask", "/api/documents/hostile.md"):
+        response = client.request(method, path)
+        assert 400 <= response.status_code < 500, (method, path, response.status_code)
+        assert_secured(response)
