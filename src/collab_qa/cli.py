@@ -120,6 +120,8 @@ def serve(
     = False,
 ) -> None:
     """Serve the web chat and the JSON API; builds the index first when there is none."""
+    import logging
+
     import uvicorn
 
     from collab_qa.app import create_app, rebuild_index, served_url
@@ -137,6 +139,11 @@ def serve(
                           f"{len(report.added)} documents in {report.seconds:.1f} s.",
                           highlight=False)
         load_index(settings.index_dir, expected_model_id=embedder.model_id)
+    # The app logs index switches, failed reloads and --watch rebuilds; show them with uvicorn's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logging.getLogger("collab_qa").addHandler(handler)
+    logging.getLogger("collab_qa").setLevel(logging.INFO)
     console.print(f"collab-qa is serving on [bold]{served_url(settings.host, settings.port)}[/]"
                   f"{' (re-indexing on corpus changes)' if watch else ''}; Ctrl+C stops it.",
                   highlight=False)
