@@ -3,6 +3,8 @@ and the `collab-qa serve` / `feedback export` commands."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +103,16 @@ def test_feedback_export_lines(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_env(tmp_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("COLLAB_QA_CORPUS_DIR", str(tmp_corpus))
     monkeypatch.setenv("COLLAB_QA_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("COLLAB_QA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr("collab_qa.embedding.load_embedder", lambda model="": FakeEmbedder())
-    return tmp_path
+    app_log = logging.getLogger("collab_qa")
+    handlers, level = list(app_log.handlers), app_log.level
+    yield tmp_path
+    app_log.handlers[:] = handlers  # serve adds a handler bound to CliRunner's stderr
+    app_log.setLevel(level)
 
 
 def test_serve_builds_a_missing_index_and_prints_the_url(

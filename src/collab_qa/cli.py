@@ -140,10 +140,12 @@ def serve(
                           highlight=False)
         load_index(settings.index_dir, expected_model_id=embedder.model_id)
     # The app logs index switches, failed reloads and --watch rebuilds; show them with uvicorn's.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-    logging.getLogger("collab_qa").addHandler(handler)
-    logging.getLogger("collab_qa").setLevel(logging.INFO)
+    app_log = logging.getLogger("collab_qa")
+    if not app_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        app_log.addHandler(handler)
+        app_log.setLevel(logging.INFO)
     console.print(f"collab-qa is serving on [bold]{served_url(settings.host, settings.port)}[/]"
                   f"{' (re-indexing on corpus changes)' if watch else ''}; Ctrl+C stops it.",
                   highlight=False)
