@@ -138,3 +138,16 @@ def test_serve_refuses_a_corrupt_index_with_one_sentence(
     assert result.exit_code == 2
     flat = "".join(result.output.split())  # rich wraps long lines
     assert "manifest.json" in flat and "collab-qaindex--full" in flat
+
+
+def test_serve_on_a_busy_port_is_one_sentence(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: pytest.fail("must not serve"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = CliRunner().invoke(cli, ["serve", "--port", str(busy.getsockname()[1])])
+    assert result.exit_code == 2 and "--port" in result.output

@@ -112,6 +112,22 @@ def ask(
         console.print(f"   {hit.text}\n", highlight=False, markup=False)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise UserError with a sentence when ``host:port`` cannot be listened on."""
+    import socket
+
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise UserError(
+            f"Cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it or "
+            "pick another port with --port."
+        ) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [default: setting].")] = None,
@@ -139,6 +155,7 @@ def serve(
                           f"{len(report.added)} documents in {report.seconds:.1f} s.",
                           highlight=False)
         load_index(settings.index_dir, expected_model_id=embedder.model_id)
+        check_port_free(settings.host, settings.port)
     # The app logs index switches, failed reloads and --watch rebuilds; show them with uvicorn's.
     app_log = logging.getLogger("collab_qa")
     if not app_log.handlers:
