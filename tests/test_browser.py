@@ -184,6 +184,21 @@ def test_readable_on_a_360_px_screen(browser: Browser, server: str) -> None:
     shot(page, "viewer-360px.png", full_page=False)
 
 
+def test_conflicting_sources_are_shown_as_the_api_reports_them(browser: Browser,
+                                                               server: str) -> None:
+    page = new_page(browser, viewport={"width": 1000, "height": 900})
+    page.goto(server)
+    with page.expect_response(re.compile(r"/api/ask$")) as response:
+        ask(page, "When was the MoU with Charité signed?")
+    conflicts = response.value.json()["conflicts"]
+    card = page.locator(".turn").last
+    expect(card.locator(".conflict")).to_have_count(len(conflicts))
+    for conflict in conflicts:
+        for statement in conflict["statements"]:
+            expect(card.locator(".conflict")).to_contain_text(statement["sentence"])
+    shot(page, "chat-conflicting-sources.png")
+
+
 def test_documents_page(browser: Browser, server: str) -> None:
     page = new_page(browser)
     page.goto(server + "/documents")
