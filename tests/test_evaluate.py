@@ -76,10 +76,12 @@ def test_rates_percentiles_and_calibration() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([10.0, 20.0], 95) == pytest.approx(19.5)
     assert percentile([], 50) is None
-    # 40 answerable, 3 % may be abstained -> 1; the threshold sits between the 1st and 2nd.
+    # 40 answerable, 3 % may be abstained -> 1; the threshold stays 0.1 under the 2nd.
     confidences = [-0.5, 0.1, *[0.5] * 38]
-    assert calibrate_threshold(confidences, 0.03) == pytest.approx(-0.2)
-    assert calibrate_threshold([0.3, 0.6], 0.0) == pytest.approx(0.25)
+    assert calibrate_threshold(confidences, 0.03) == pytest.approx(0.0)
+    # ... or half-way to the 1st when that is closer.
+    assert calibrate_threshold([0.05, 0.1, *[0.5] * 38], 0.03) == pytest.approx(0.075)
+    assert calibrate_threshold([0.3, 0.6], 0.0) == pytest.approx(0.2)
 
 
 def test_beir_style_ranking_metrics() -> None:

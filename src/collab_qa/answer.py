@@ -29,13 +29,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from collab_qa.chunking import Chunk, embedding_text
+from collab_qa.chunking import Chunk, embedding_text, is_placeholder, is_plain_heading
 from collab_qa.index import Index, lexical_tokens
 from collab_qa.search import Hit, Searcher, compose_query
 
-# Calibrated on the dev split (eval/README.md): the largest threshold that abstains on no
-# answerable dev question, minus a margin.
-ABSTAIN_THRESHOLD = -0.09
+# Calibrated on the dev split with evaluate.calibrate_threshold (eval/README.md): the
+# highest threshold that abstains on at most 3 % of the answerable dev questions, minus a
+# margin of 0.1.
+ABSTAIN_THRESHOLD = -0.06
 
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}")
 PHONE = re.compile(
@@ -665,6 +666,15 @@ _ENTITY = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][\w-]+|\b[A-ZÅÄÖ]{2,}\b")
 _AMOUNT = re.compile(r"€|\$|£|\b(?:kr|kronor|SEK|EUR|USD|euro\w*|dollar\w*)\b", re.IGNORECASE)
 
 
+def _is_placeholder_passage(hit: Hit) -> bool:
+    """A passage whose lines are only headings and placeholders ("Komplettera med text")."""
+    headings = set(hit.chunk.heading_path) | {hit.title}
+    lines = [line.strip(" -") for line in hit.text.split("\n") if line.strip(" -")]
+    content = [line for line in lines if line not in headings and not is_plain_heading(line)]
+    return bool(lines) and any(is_placeholder(line) for line in lines) and all(
+        is_placeholder(line) for line in content)
+
+
 def missing_answer_type(question: str, hits: Sequence[Hit]) -> bool:
     """The question asks for a kind of thing the top passages do not hold: an email, a phone
     number or an amount of money (top two passages), a date (top three)."""
@@ -681,7 +691,7 @@ def missing_answer_type(question: str, hits: Sequence[Hit]) -> bool:
 
 def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
                       stats: _TermStats, question: str = "") -> tuple[float, dict[str, float]]:
-    """How strongly the index answers the query, from six signals:
+    """How strongly the index answers the query, from seven signals:
 
     - ``dense``: cosine of the query with the best passage of the whole index;
     - ``lexical``: IDF-weighted share of the query's words in the best-covering passage
@@ -695,10 +705,13 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
       "Tokyo", "France") occurs in no passage; the question is then about something the
       documents do not cover;
     - ``missing_type``: 1 when the question asks for an email, a phone number, a date or an
-      amount and none of the top three passages holds one.
+      amount and none of the top passages holds one;
+    - ``placeholder``: 1 when the best passage is a heading over placeholder text only
+      ("Komplettera med text"): the section exists but says nothing yet.
 
-    ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.5 unknown_name
-    - 0.5 missing_type``: the last two are near vetoes, the first four a graded score.
+    ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.8 unknown_name
+    - 0.5 max(missing_type, placeholder)``: the last ones are near vetoes, the first four a
+    graded score (so the confidence can be negative).
     The same signal is computed whatever the search mode, so one threshold serves all.
     """
     query_vector = searcher.embedder.encode_query(query)
@@ -729,11 +742,13 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
     # Names are held to a stricter typo rule: "France" must not pass for "från".
     unknown_name = 1.0 if any(not stats.known(t, min_typo_length=6) for t in names) else 0.0
     missing = 1.0 if missing_answer_type(question or query, hits) else 0.0
+    placeholder = 1.0 if hits and _is_placeholder_passage(hits[0]) else 0.0
     confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
-                  - 0.5 * unknown_name - 0.5 * missing)
+                  - 0.8 * unknown_name - 0.5 * max(missing, placeholder))
     return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),
                         "agreement": agreement, "unknown": round(unknown, 4),
-                        "unknown_name": unknown_name, "missing_type": missing}
+                        "unknown_name": unknown_name, "missing_type": missing,
+                        "placeholder": placeholder}
 
 
 # ---------------------------------------------------------------------------- answer types

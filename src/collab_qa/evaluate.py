@@ -277,14 +277,16 @@ def mrr_from_ranking(ranking: Sequence[str], relevant: dict[str, int], k: int) -
     return 0.0
 
 
-def calibrate_threshold(answerable: Sequence[float], max_wrong_rate: float = 0.03) -> float:
+def calibrate_threshold(answerable: Sequence[float], max_wrong_rate: float = 0.03,
+                        margin: float = 0.1) -> float:
     """The abstention threshold: as high as possible while at most ``max_wrong_rate`` of the
-    answerable questions fall under it, placed midway in the gap to the next confidence so
-    that it does not sit on a question.
+    answerable questions fall under it, then lowered by ``margin`` (or half the gap to the
+    confidence below, if smaller) so that it does not sit right on a question.
 
     Args:
         answerable: Confidences of the answerable questions (the dev split).
         max_wrong_rate: Largest share of answerable questions that may be abstained.
+        margin: Safety distance under the lowest confidence that must stay answered.
     """
     if not answerable:
         raise ValueError("calibration needs at least one answerable question")
@@ -293,8 +295,8 @@ def calibrate_threshold(answerable: Sequence[float], max_wrong_rate: float = 0.0
     if allowed >= len(ordered):
         return ordered[-1] + 1e-6
     upper = ordered[allowed]
-    lower = ordered[allowed - 1] if allowed > 0 else upper - 0.1
-    return (lower + upper) / 2
+    lower = ordered[allowed - 1] if allowed > 0 else upper - 2 * margin
+    return upper - min((upper - lower) / 2, margin)
 
 
 # ---------------------------------------------------------------------------- runner
