@@ -56,7 +56,7 @@ def test_every_contact_shown_is_in_the_cited_text(client: TestClient) -> None:
         body = ask(client, question)
         texts = " ".join(p["text"] for p in body["passages"])
         for contact in body["contacts"]:
-            for value in (contact["email"], contact["phone"], contact["name"]):
+            for value in (contact["email"], contact["phone"], contact["name"], contact["role"]):
                 assert value is None or value in texts, (question, value)
 
 
