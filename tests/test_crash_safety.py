@@ -315,3 +315,16 @@ def test_killing_the_real_index_command(states: Fixture, tmp_path: Path,
         build_index(root / "corpus", root / "index", real_embedder, ChunkerConfig())
         assert State.of(load_index(root / "index"), real_embedder).same(new)
         assert not [p for p in (root / "index").iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_a_loaded_index_answers_after_its_folder_is_deleted(states: Fixture) -> None:
+    """Why cleanup may delete a version a server still holds: everything is read or mapped at
+    load time, and a mapped file stays readable after it is unlinked."""
+    _, index_dir, _ = fresh_trial(states, "deleted-under-reader", "edit")
+    index = load_index(index_dir)
+    before = State.of(index, FakeEmbedder())
+    shutil.rmtree(index.path)
+    after = State.of(index, FakeEmbedder())
+    assert after.same(before) and after.top_hits
+    for mode in ("dense", "lexical", "hybrid"):
+        assert Searcher(index, FakeEmbedder()).search("Charité agreement", k=3, mode=mode)
