@@ -80,7 +80,6 @@ def test_unanswerable_question_abstains_with_possibly_related(client: TestClient
     assert body["passages"]  # shown as "possibly related"
 
 
-@pytest.mark.xfail(strict=False, reason="conflict detection in answer.py is work in progress")
 def test_conflicting_dates_are_shown_side_by_side(client: TestClient) -> None:
     body = ask(client, "When was the MoU with Charité signed?")
     sentences = " ".join(s["sentence"] for c in body["conflicts"] for s in c["statements"])
