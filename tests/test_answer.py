@@ -89,6 +89,17 @@ def test_dated_statements_take_the_publication_year() -> None:
                                                 "2024")]
 
 
+def test_placeholder_sections_say_nothing() -> None:
+    from collab_qa.answer import _is_placeholder_passage
+
+    empty = hit("Uppdragsforskning - KI\n\nKomplettera med text\n\nK - Komplettera med text\n\n"
+                "26-04-2023", heading=("Uppdragsforskning - KI",))
+    assert _is_placeholder_passage(empty)
+    assert not _is_placeholder_passage(hit("KI\n\nKomplettera med text\n\nYou need to be "
+                                           "aware of conflicts of interest."))
+    assert not _is_placeholder_passage(BIOBANK)
+
+
 def test_answer_types() -> None:
     dated, plain = hit("It was signed in May 2013."), hit("It was signed.")
     assert rerank_by_answer_type("When was it signed?", [plain, dated]) == [dated, plain]

@@ -670,7 +670,8 @@ def _is_placeholder_passage(hit: Hit) -> bool:
     """A passage whose lines are only headings and placeholders ("Komplettera med text")."""
     headings = set(hit.chunk.heading_path) | {hit.title}
     lines = [line.strip(" -") for line in hit.text.split("\n") if line.strip(" -")]
-    content = [line for line in lines if line not in headings and not is_plain_heading(line)]
+    content = [line for line in lines if line not in headings and not is_plain_heading(line)
+               and any(ch.isalpha() for ch in line)]  # a bare date line says nothing
     return bool(lines) and any(is_placeholder(line) for line in lines) and all(
         is_placeholder(line) for line in content)
 
@@ -710,7 +711,7 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
       ("Komplettera med text"): the section exists but says nothing yet.
 
     ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.8 unknown_name
-    - 0.5 max(missing_type, placeholder)``: the last ones are near vetoes, the first four a
+    - 0.5 missing_type - 1.0 placeholder``: the last ones are near vetoes, the first four a
     graded score (so the confidence can be negative).
     The same signal is computed whatever the search mode, so one threshold serves all.
     """
@@ -744,7 +745,7 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
     missing = 1.0 if missing_answer_type(question or query, hits) else 0.0
     placeholder = 1.0 if hits and _is_placeholder_passage(hits[0]) else 0.0
     confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
-                  - 0.8 * unknown_name - 0.5 * max(missing, placeholder))
+                  - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder)
     return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),
                         "agreement": agreement, "unknown": round(unknown, 4),
                         "unknown_name": unknown_name, "missing_type": missing,
