@@ -311,6 +311,9 @@ def test_serve_binds_loopback_with_limits(settings: Settings,
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    app_log = logging.getLogger("collab_qa")  # serve adds a handler on CliRunner's stderr
+    monkeypatch.setattr(app_log, "handlers", [])
+    monkeypatch.setattr(app_log, "level", app_log.level)
     monkeypatch.setattr("collab_qa.embedding.load_embedder", lambda model="": FakeEmbedder())
     for name in ("COLLAB_QA_HOST", "COLLAB_QA_PORT", "COLLAB_QA_MAX_CONNECTIONS"):
         monkeypatch.delenv(name, raising=False)
