@@ -132,6 +132,32 @@ def test_the_server_header_and_tracebacks_stay_hidden(live: Live) -> None:
     assert "Traceback" not in live.log.read_text(errors="replace")
 
 
+def test_hostile_requests_on_the_real_server(live: Live) -> None:
+    """The hostile bodies of test_hostile.py, and malformed HTTP, through uvicorn itself."""
+    from tests.test_hostile import BAD_BODIES, TRAVERSALS
+
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        for case, body, status in BAD_BODIES:
+            response = http.post("/api/ask", content=json.dumps(body),
+                                 headers={"content-type": "application/json"})
+            assert response.status_code == status, (case, response.text[:200])
+            assert response.json()["detail"] and "Traceback" not in response.text
+        for doc_id in TRAVERSALS:
+            response = http.get("/api/documents/" + doc_id)
+            assert response.status_code in (400, 404) and "root:" not in response.text
+    port = int(live.url.rsplit(":", 1)[1])
+    for raw in (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad: \x00\x01\r\n\r\n",
+                b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n",
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            answer = sock.recv(65536)
+        assert answer == b"" or answer.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4")), answer[:80]
+    assert httpx.get(live.url + "/readyz").status_code == 200
+    assert "Traceback" not in live.log.read_text(errors="replace")
+
+
 def test_a_client_behind_a_local_proxy_is_not_loopback(live: Live) -> None:
     """uvicorn trusts X-Forwarded-For from 127.0.0.1 only: behind a reverse proxy on this
     machine the real client address counts, so it needs the admin token."""
