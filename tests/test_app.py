@@ -327,7 +327,9 @@ def test_api_turns_from_the_chat_script_survive_a_refresh(client: TestClient) ->
 def test_clear_starts_a_new_conversation(client: TestClient) -> None:
     client.post("/", data={"question": "biobank samples"})
     assert client.post("/clear", follow_redirects=False).status_code == 303
-    assert 'class="turn"' not in client.get("/").text
+    page = client.get("/").text
+    assert 'class="turn"' not in page
+    assert 'id="clear-form" method="post" action="/clear" hidden' in page
 
 
 def test_answer_card_renders_contacts_conflicts_and_abstention(

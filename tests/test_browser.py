@@ -139,6 +139,9 @@ def test_follow_up_feedback_and_refresh(browser: Browser, server: str) -> None:
     page.reload()
     expect(page.locator(".turn")).to_have_count(2)
     expect(page.locator(".turn").last.locator(".thanks")).to_be_visible()
+    page.get_by_role("button", name="Start a new conversation").click()
+    expect(page.locator(".turn")).to_have_count(0)
+    expect(page.locator("#clear-form")).to_be_hidden()
 
 
 def test_hostile_questions_are_shown_as_text(browser: Browser, server: str) -> None:

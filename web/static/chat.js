@@ -137,6 +137,8 @@
     }).then(function (result) {
       var intro = document.getElementById("intro");
       if (intro) { intro.remove(); }
+      var clear = document.getElementById("clear-form");
+      if (clear) { clear.hidden = false; }
       var id = result.turnId || String(Date.now());
       var turn = el("article", { "class": "turn", id: "turn-" + id, "data-question": question }, [
         el("p", { "class": "question" }, [el("span", { "class": "visually-hidden", text: "You asked: " }), question]),
