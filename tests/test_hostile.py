@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -319,7 +320,10 @@ def test_serve_binds_loopback_with_limits(settings: Settings,
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLLAB_QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("COLLAB_QA_CORPUS_DIR", str(settings.corpus_dir))
-    result = CliRunner().invoke(cli.app, ["serve"])
+    with socket.socket() as probe:  # a free port: the default one may be in use here
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = CliRunner().invoke(cli.app, ["serve", "--port", str(port)])
     assert result.exit_code == 0, result.output
     (kwargs,) = calls
     assert kwargs["host"] == "127.0.0.1" and kwargs["limit_concurrency"] == 100
