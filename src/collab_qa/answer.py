@@ -354,9 +354,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _has_contact(sentence: str) -> bool:
-    return bool(EMAIL.search(sentence) or _phones(sentence) or _ROLE_COLON_NAME.search(sentence)
-                or _NAME_COMMA_ROLE.search(sentence) or _CONTACT_UNIT.search(sentence)
-                or _PROVIDED_BY.search(sentence) or "\n" in sentence)
+    return bool(EMAIL.search(sentence) or _phones(sentence) or "\n" in sentence
+                or (":" in sentence and _ROLE_COLON_NAME.search(sentence))
+                or ("," in sentence and _NAME_COMMA_ROLE.search(sentence))
+                or _CONTACT_UNIT.search(sentence) or _PROVIDED_BY.search(sentence))
 
 
 def _sentence_bonus(sentence: str, question: str) -> float:
@@ -472,13 +473,21 @@ def _contacts_in(hit: Hit, rank: int, people: bool) -> list[Contact]:
             continue
         if not people:
             continue
-        for match in _ROLE_COLON_NAME.finditer(sentence):
-            add(match.group("name"), None, None, match.group("role"), sentence)
-        for match in _NAME_COMMA_ROLE.finditer(sentence):
-            add(match.group("name"), None, None, match.group("role"), sentence)
-        units = [m.group("unit") for m in _CONTACT_UNIT.finditer(sentence)]
-        units += [m.group("unit") for m in _PROVIDED_BY.finditer(sentence)]
-        units += [m.group("unit") for m in _THEIR_UNIT.finditer(sentence)]
+        # Cheap guards first: the patterns below backtrack and cost a millisecond a passage.
+        lowered = sentence.lower()
+        if ":" in sentence:
+            for match in _ROLE_COLON_NAME.finditer(sentence):
+                add(match.group("name"), None, None, match.group("role"), sentence)
+        if "," in sentence:
+            for match in _NAME_COMMA_ROLE.finditer(sentence):
+                add(match.group("name"), None, None, match.group("role"), sentence)
+        units = []
+        if any(word in lowered for word in ("contact", "kontakta", "ask", "reach")):
+            units += [m.group("unit") for m in _CONTACT_UNIT.finditer(sentence)]
+        if any(word in lowered for word in ("provided by", "responsible for", "handled by")):
+            units += [m.group("unit") for m in _PROVIDED_BY.finditer(sentence)]
+        if "Their " in sentence:
+            units += [m.group("unit") for m in _THEIR_UNIT.finditer(sentence)]
         for unit in units:
             add(unit, None, None, None, sentence)
     if people:
@@ -707,8 +716,9 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
       documents do not cover;
     - ``missing_type``: 1 when the question asks for an email, a phone number, a date or an
       amount and none of the top passages holds one;
-    - ``placeholder``: 1 when the best passage is a heading over placeholder text only
-      ("Komplettera med text"): the section exists but says nothing yet.
+    - ``placeholder``: 1 when the passage that best covers the query's words is a heading
+      over placeholder text only ("Komplettera med text"): the section exists but says
+      nothing yet.
 
     ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.8 unknown_name
     - 0.5 missing_type - 1.0 placeholder``: the last ones are near vetoes, the first four a
@@ -743,7 +753,8 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
     # Names are held to a stricter typo rule: "France" must not pass for "från".
     unknown_name = 1.0 if any(not stats.known(t, min_typo_length=6) for t in names) else 0.0
     missing = 1.0 if missing_answer_type(question or query, hits) else 0.0
-    placeholder = 1.0 if hits and _is_placeholder_passage(hits[0]) else 0.0
+    placeholder = 1.0 if lexical_best is not None and _is_placeholder_passage(lexical_best) \
+        else 0.0
     confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
                   - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder)
     return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),

