@@ -329,3 +329,34 @@ def test_a_loaded_index_answers_after_its_folder_is_deleted(states: Fixture) -> 
     assert after.same(before) and after.top_hits
     for mode in ("dense", "lexical", "hybrid"):
         assert Searcher(index, FakeEmbedder()).search("Charité agreement", k=3, mode=mode)
+
+
+@pytest.mark.parametrize("failing", ["faiss.write_index", "os.fsync", "os.rename", "os.replace"])
+def test_a_failed_write_leaves_the_old_index_and_says_why(
+    states: Fixture, failing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full (ENOSPC) at any write step: a sentence, no leftovers, the old index live."""
+    import errno
+
+    from collab_qa import index as index_module
+    from collab_qa.errors import UserError
+
+    corpus, index_dir, _ = fresh_trial(states, f"enospc-{failing}", "edit")
+    module_name, name = failing.split(".")
+    module = index_module.faiss if module_name == "faiss" else index_module.os
+    real = getattr(module, name)
+    calls = [0]
+
+    def full_disk(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] >= 2 or name in ("write_index", "rename", "replace"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, full_disk)
+    with pytest.raises(UserError, match=r"No space left on device.*previous index is unchanged"):
+        build_index(corpus, index_dir, FakeEmbedder(), ChunkerConfig())
+    monkeypatch.undo()
+    assert check_whole(index_dir, states, "edit") == "old"
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+    check_cleaned_by_next_build(corpus, index_dir, states, "edit")

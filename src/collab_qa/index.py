@@ -521,8 +521,23 @@ def _build_locked(
               if chunks else np.zeros((0, embedder.dimension), dtype=np.float32))
 
     report.version = _new_version_name()
-    _write_version(index_dir, report, documents, chunks, matrix, titles, embedder, chunker,
-                   hnsw_threshold)
+    try:
+        _write_version(index_dir, report, documents, chunks, matrix, titles, embedder, chunker,
+                       hnsw_threshold)
+    except (OSError, RuntimeError) as exc:  # disk full, read-only folder; FAISS raises Runtime
+        remove_leftovers(index_dir)  # the unfinished folder, or the version never switched to
+        try:
+            switched = current_version_dir(index_dir) == index_dir / report.version
+        except IndexLoadError:
+            switched = False
+        if not switched:
+            why = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:160]
+            raise UserError(
+                f"Writing the new index to {index_dir} failed ({why}); the previous index is "
+                "unchanged. Free some space or fix the folder's permissions, then build again."
+            ) from exc
+        log.warning("Index %s is live, but a step after the switch failed: %s",
+                    report.version, exc)
     report.seconds = time.perf_counter() - started
     return report
 
