@@ -143,3 +143,20 @@ def test_abstains_on_a_country_the_documents_never_mention(real_searcher: Search
     assert answer.hits, "abstaining still lists the possibly related passages"
     assert not answer_question(real_searcher, "Who coordinates collaboration with Germany?"
                                ).abstained
+
+
+def test_follow_up_detection() -> None:
+    from collab_qa.search import is_follow_up
+
+    assert is_follow_up("which partners are involved?")
+    assert is_follow_up("and when was it renewed?")
+    assert not is_follow_up("who do I ask about grants")
+    assert not is_follow_up("Which universities are partners in Cutcancer?")
+
+
+@pytest.mark.slow
+def test_a_follow_up_stays_with_the_previous_document(real_searcher: Searcher) -> None:
+    hits = real_searcher.search("which partners are involved?", k=3,
+                                history=["What is the Cutcancer twinning project?"])
+    assert hits[0].doc_id == "cutcancer-twinning-project.txt"
+    assert "Swansea University" in hits[0].text
