@@ -6,7 +6,8 @@ Protocol, one JSON object per line: the test writes
 the worker answers ``{"pid": N}`` as soon as the child runs, then ``{"exit": code}`` when
 it ended (-9 after SIGKILL). With ``kill_at_op`` the child SIGKILLs itself just before its
 N-th file-system operation (open for writing, fsync, mkdir, rename, replace, unlink, rmdir,
-FAISS write); with ``ops_file`` it writes how many such operations the build made.
+FAISS write); with ``ops_file`` it writes how many such operations the build made and its
+seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +59,11 @@ def _instrument(kill_at_op: int | None) -> list[int]:
 
 def _child(request: dict[str, Any]) -> None:
     count = _instrument(request.get("kill_at_op"))
+    started = time.perf_counter()
     build_index(Path(request["corpus"]), Path(request["index"]), FakeEmbedder(),
                 ChunkerConfig(), full=bool(request.get("full")), lock_timeout=5)
     if request.get("ops_file"):
-        Path(request["ops_file"]).write_text(str(count[0]))
+        Path(request["ops_file"]).write_text(f"{count[0]} {time.perf_counter() - started}")
 
 
 def _warm_up() -> None:
