@@ -65,6 +65,8 @@ def broken_corpus(tmp_corpus: Path, tmp_path: Path) -> Path:
     (tmp_corpus / "sub" / "copy-of-germany.txt").write_bytes(
         (tmp_corpus / "collaboration-in-germany.txt").read_bytes())
     os.mkfifo(tmp_corpus / "pipe.txt")  # reading it would block: never opened
+    (tmp_corpus / "link-to-pipe.txt").symlink_to(tmp_corpus / "pipe.txt")
+    (tmp_corpus / "link-to-sub.md").symlink_to(tmp_corpus / "sub")
     return tmp_corpus
 
 
@@ -97,6 +99,8 @@ def test_every_broken_file_is_skipped_with_a_reason_and_nothing_else_is_lost(
         "dangling.md": "broken link or file vanished",
         "vanishing.txt": "vanished during the build",
         "sub/copy-of-germany.txt": "same content as collaboration-in-germany.txt",
+        "link-to-pipe.txt": "not a regular file",
+        "link-to-sub.md": "not a regular file",
     }
     for path, reason in expected.items():
         assert reason in reasons.get(path, "<not skipped>"), (path, reasons.get(path))

@@ -288,6 +288,8 @@ def read_document(path: Path, doc_id: str, root: Path, max_file_bytes: int) -> D
         raise UnreadableFile("broken link or file vanished during the build") from exc
     if not resolved.is_relative_to(root):
         raise UnreadableFile("symlink pointing outside the corpus folder")
+    if not resolved.is_file():  # a link to a folder, pipe or device: reading could block
+        raise UnreadableFile("not a regular file")
     try:
         size = resolved.stat().st_size
         if size > max_file_bytes:
