@@ -4,6 +4,7 @@ import json
 import threading
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -162,14 +163,16 @@ def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
         load_index(tmp_path / "nothing")
 
 
-def test_hnsw_above_threshold() -> None:
+def test_approximate_index_above_threshold(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((500, 16)).astype(np.float32)
+    vectors = rng.standard_normal((5000, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    exact = make_vector_index(vectors, hnsw_threshold=1000)
+    exact = make_vector_index(vectors, hnsw_threshold=10_000)
     approximate = make_vector_index(vectors, hnsw_threshold=100)
     assert type(exact).__name__ == "IndexFlatIP"
-    assert type(approximate).__name__ == "IndexHNSWFlat"
+    assert type(approximate).__name__ == "IndexIVFScalarQuantizer"
+    faiss.write_index(approximate, str(tmp_path / "dense.faiss"))
+    approximate = faiss.read_index(str(tmp_path / "dense.faiss"))  # nprobe is saved with it
     _, exact_ids = exact.search(vectors[:20], 10)
     _, approx_ids = approximate.search(vectors[:20], 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_ids, approx_ids,

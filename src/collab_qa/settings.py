@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         20_000_000, ge=1, description="Files larger than this are skipped with a reason."
     )
     hnsw_threshold: int = Field(
-        50_000, ge=1, description="From this many chunks on, the dense index is HNSW, not exact."
+        50_000, ge=1, description="From this many chunks on, the dense index is approximate "
+        "(IVF over 8-bit codes, candidates re-scored exactly), not exact; see bench/README.md."
     )
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given.")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a request may ask for.")
