@@ -154,8 +154,6 @@ def make_vector_index(vectors: np.ndarray, hnsw_threshold: int) -> faiss.Index:
     index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, lists,
                                           faiss.ScalarQuantizer.QT_8bit,
                                           faiss.METRIC_INNER_PRODUCT)
-    index.own_fields = True
-    quantizer.this.disown()  # the IVF index frees its quantizer
     sample = min(count, lists * IVF_TRAIN_MAX_PER_LIST)
     rows = np.sort(np.random.default_rng(0).choice(count, sample, replace=False))
     index.train(data[rows])
