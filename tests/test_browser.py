@@ -210,3 +210,16 @@ def test_documents_page(browser: Browser, server: str) -> None:
     expect(page.locator("tbody tr")).to_have_count(len(list(CORPUS.iterdir())))
     expect(page.get_by_role("button", name="Rebuild index")).to_be_visible()
     shot(page, "documents.png")
+
+
+def test_api_docs_render_offline_under_the_csp(browser: Browser, server: str) -> None:
+    page = new_page(browser)
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(f"{server}/docs")
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() >= 5
+    assert not blocked
+    shot(page, "api-docs.png", full_page=False)
+    page.close()

@@ -24,11 +24,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import swagger_ui
 from fastapi import FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -42,7 +45,7 @@ from collab_qa.errors import BuildLockedError, IndexLoadError, QuestionError, Us
 from collab_qa.feedback import Feedback, FeedbackStore, Rating
 from collab_qa.index import CURRENT_FILE, BuildReport, build_index, current_version_dir, load_index
 from collab_qa.search import Searcher
-from collab_qa.security import install_security
+from collab_qa.security import DOCS_PATH, install_security
 from collab_qa.settings import SearchMode, Settings
 from collab_qa.views import (
     answer_payload,
@@ -436,11 +439,26 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         summary="Answers from your organisation's documents, with citations.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.conversations = conversations
     app.state.feedback = feedback
     app.mount("/static", StaticFiles(directory=str(ASSETS / "static")), name="static")
+    # Swagger UI's files come from the swagger-ui-py wheel: /docs works offline.
+    swagger_files = Path(swagger_ui.__file__).parent / "static"
+    app.mount("/swagger-ui", StaticFiles(directory=str(swagger_files)), name="swagger-ui")
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="collab-qa API",
+            swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/swagger-ui/favicon-32x32.png",
+        )
+
     install_security(app, settings)
 
     def live_index() -> LiveIndex:

@@ -3,9 +3,9 @@ check, installed on the app by ``install_security(app, settings)``.
 
 - Every response carries a Content-Security-Policy that allows scripts, styles and images from
   this server only (no inline script, no framing), ``X-Content-Type-Options: nosniff``, a
-  strict ``Referrer-Policy`` and friends. FastAPI's ``/docs`` and ``/redoc`` pages get their
-  own policy: their inline script is allowed by its sha256 hash and their assets by the CDN
-  FastAPI loads them from; no other page may run inline script.
+  strict ``Referrer-Policy`` and friends. The ``/docs`` page (Swagger UI, served from this
+  server) gets its own policy: its one inline script is allowed by its sha256 hash; no other
+  page may run inline script.
 - A request whose body is larger than ``COLLAB_QA_MAX_BODY_BYTES`` is refused with 413 before
   anything reads it (by its Content-Length, or, for a chunked body, as soon as the bytes read
   pass the limit).
@@ -35,7 +35,7 @@ CONTENT_SECURITY_POLICY = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_CDN = "https://cdn.jsdelivr.net"
+DOCS_PATH = "/docs"
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -97,11 +97,10 @@ def script_hashes(html: bytes) -> list[str]:
 
 
 def docs_policy(html: bytes) -> str:
-    """The policy of FastAPI's own documentation pages: their inline script by hash, their
-    assets from the CDN FastAPI uses."""
-    scripts = " ".join(["'self'", DOCS_CDN, *script_hashes(html)])
-    return (f"default-src 'self'; script-src {scripts}; style-src 'self' {DOCS_CDN}; "
-            f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+    """The policy of the API documentation page: its inline script by hash, nothing remote."""
+    scripts = " ".join(["'self'", *script_hashes(html)])
+    return (f"default-src 'self'; script-src {scripts}; style-src 'self'; "
+            "img-src 'self' data:; connect-src 'self'; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
@@ -213,6 +212,6 @@ def install_security(app: FastAPI, settings: Settings) -> None:
     bind = settings.host.strip().lower()
     if bind and bind not in ("0.0.0.0", "::") and bind not in trusted:
         trusted.append(bind.strip("[]"))
-    docs = frozenset(path for path in (app.docs_url, app.redoc_url) if path)
+    docs = frozenset({DOCS_PATH})
     app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes,
                        trusted_hosts=trusted, docs_paths=docs)
