@@ -29,6 +29,7 @@ from bench.common import (
 from bench.corpus_index import bench_settings, build, fresh_corpus
 
 K = 10
+ROUNDS = 2  # index builds per system; the best counts (the machine is shared)
 
 Retrieve = Callable[[str], list[tuple[str, str]]]  # query -> ranked (doc_id, text)
 
@@ -38,10 +39,12 @@ def _collab_qa(settings: Any) -> tuple[float, Retrieve, Callable[[], None], Any]
     from collab_qa.search import open_searcher
 
     embedder = load_embedder(settings.model)
-    started = time.perf_counter()
-    build(settings, embedder, full=True)
-    searcher = open_searcher(settings, embedder)  # loading is part of being ready to answer
-    seconds = time.perf_counter() - started
+    seconds = float("inf")
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        build(settings, embedder, full=True)
+        searcher = open_searcher(settings, embedder)  # loading is part of being ready
+        seconds = min(seconds, time.perf_counter() - started)
 
     def retrieve(query: str) -> list[tuple[str, str]]:
         return [(h.doc_id, h.text) for h in searcher.search(query, k=K, mode="hybrid")]
@@ -64,13 +67,15 @@ def _txtai(passages: list[tuple[str, str, str]]) -> tuple[float, Retrieve]:
     from collab_qa.embedding import bundled_model_path
 
     folder = CACHE / "peers" / "txtai"
-    shutil.rmtree(folder, ignore_errors=True)
-    started = time.perf_counter()
     embeddings = Embeddings(path=str(bundled_model_path()), method="sentence-transformers",
                             content=True, hybrid=True)
-    embeddings.index([(str(i), text, None) for i, (_, _, text) in enumerate(passages)])
-    embeddings.save(str(folder))
-    seconds = time.perf_counter() - started
+    seconds = float("inf")
+    for _ in range(ROUNDS):
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        embeddings.index([(str(i), text, None) for i, (_, _, text) in enumerate(passages)])
+        embeddings.save(str(folder))
+        seconds = min(seconds, time.perf_counter() - started)
 
     def retrieve(query: str) -> list[tuple[str, str]]:
         return [(passages[int(r["id"])][0], passages[int(r["id"])][1])
@@ -95,15 +100,18 @@ def _haystack(passages: list[tuple[str, str, str]]) -> tuple[float, Retrieve]:
     from collab_qa.embedding import bundled_model_path
 
     model = str(bundled_model_path())
-    started = time.perf_counter()
-    store = InMemoryDocumentStore(embedding_similarity_function="cosine")
     embedder = SentenceTransformersDocumentEmbedder(model=model, progress_bar=False,
                                                     normalize_embeddings=True,
                                                     local_files_only=True)
-    embedder.warm_up()
-    documents = [Document(id=str(i), content=text) for i, (_, _, text) in enumerate(passages)]
-    store.write_documents(embedder.run(documents)["documents"])
-    seconds = time.perf_counter() - started
+    embedder.warm_up()  # model loading is left out for every system
+    seconds = float("inf")
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        store = InMemoryDocumentStore(embedding_similarity_function="cosine")
+        documents = [Document(id=str(i), content=text)
+                     for i, (_, _, text) in enumerate(passages)]
+        store.write_documents(embedder.run(documents)["documents"])
+        seconds = min(seconds, time.perf_counter() - started)
     pipeline = Pipeline()
     pipeline.add_component("text_embedder", SentenceTransformersTextEmbedder(
         model=model, progress_bar=False, normalize_embeddings=True, local_files_only=True))

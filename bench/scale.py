@@ -112,26 +112,19 @@ def make_dense(kind: str, vectors: np.ndarray) -> Any:
     from collab_qa import index as product
 
     n = len(vectors)
+    index: Any
     if kind == "flat":
         return product.make_vector_index(vectors, hnsw_threshold=n + 1)
     if kind == "hnsw_flat":
         index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
     elif kind == "hnsw_sq8":
-        index = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_8bit, 32,
+        index = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_8bit, 32,  # type: ignore[arg-type]
                                   faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
         index.train(vectors[: min(n, 100_000)])
-    elif kind == "ivf_sq8":
-        nlist = int(4 * np.sqrt(n))
-        quantizer = faiss.IndexFlatIP(DIM)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, DIM, nlist,
-                                              faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors[np.random.default_rng(SEED).choice(n, min(n, 50 * nlist),
-                                                                replace=False)])
-        index.own_fields = True
-        quantizer.this.disown()
+    elif kind == "ivf_sq8":  # what the product builds from COLLAB_QA_HNSW_THRESHOLD on
+        return product.make_vector_index(vectors, hnsw_threshold=1)
     else:
         raise ValueError(kind)
     index.add(vectors)
@@ -142,7 +135,8 @@ def set_parameter(index: Any, kind: str, value: int) -> None:
     import faiss
 
     if kind.startswith("hnsw"):
-        faiss.downcast_index(index).hnsw.efSearch = value
+        hnsw: Any = faiss.downcast_index(index)
+        hnsw.hnsw.efSearch = value
     elif kind.startswith("ivf"):
         faiss.extract_index_ivf(index).nprobe = value
 
