@@ -114,3 +114,29 @@ def test_chunk_invariants_hold_for_any_text(lines: list[str], markdown: bool, ma
     except Exception:
         return  # unreadable input is the loader's business, tested elsewhere
     check_invariants(doc, ChunkerConfig(max_tokens=max_tokens, overlap_tokens=overlap))
+
+
+def test_windows_end_at_paragraph_breaks_once_reasonably_full() -> None:
+    first = "Biobank samples are handled by the coordinator of the unit. " * 6
+    second = "Contracts with companies are reviewed by the legal office first. " * 6
+    text = f"Page title\n\nSection heading\n\n{first.strip()}\n\n{second.strip()}\n"
+    doc = document_from_bytes("p.txt", ".txt", text.encode())
+    config = ChunkerConfig(max_tokens=200, overlap_tokens=40)
+    chunks = [c for c in chunk_document(doc, config) if "Section heading" in c.heading_path]
+    # Both paragraphs fit in one window, but each gets its own, with nothing repeated.
+    assert [c.text.split("\n")[-1] for c in chunks] == [first.strip(), second.strip()]
+    assert chunks[0].end <= chunks[1].start
+    # A window under the fill share keeps the next paragraph.
+    short = document_from_bytes("s.txt", ".txt", text.replace(first.strip(), "Short.").encode())
+    assert len(chunk_document(short, config)) == 1
+    check_invariants(doc, config)
+
+
+def test_a_list_ending_is_a_paragraph_break() -> None:
+    items = "\n".join(f"To improve the capacity number {i} of the research unit" for i in range(6))
+    text = (f"Page title\n\nObjectives\n\n{items}\nIn 2020, 2.7 million people were "
+            "diagnosed with cancer in the European Union.\n")
+    doc = document_from_bytes("l.txt", ".txt", text.encode())
+    chunks = chunk_document(doc, ChunkerConfig(max_tokens=200, overlap_tokens=40))
+    assert chunks[-1].text.startswith("In 2020") and "To improve" not in chunks[-1].text
+    assert chunks[-1].heading_path == ("Objectives",)

@@ -4,7 +4,10 @@ A document is read line by line. Heading lines open sections (Markdown ``#`` lin
 plain text the short title-like lines web pages leave behind); body lines are cut into
 sentences. Each section is packed into windows of whole sentences up to ``max_tokens``
 wordpieces, and the next window repeats up to ``overlap_tokens`` of trailing sentences.
-A chunk's ``start``/``end`` slice the document text to exactly the chunk's text.
+Once a window holds ``paragraph_fill`` of its budget, it ends at the next paragraph break
+(a blank line, or where a list starts or ends) rather than mixing unrelated paragraphs; a
+window that ends at a break repeats nothing. A chunk's ``start``/``end`` slice the document
+text to exactly the chunk's text.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from collab_qa.documents import Document
 
 # Bump when the chunking rules change: the index then rebuilds every document.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 
 TokenCounter = Callable[[str], int]
 
@@ -26,6 +29,7 @@ _PLACEHOLDER = re.compile(r"komplettera med text|lorem ipsum|\bTODO\b|\bTBD\b", 
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(\S.*)$")
 _LABEL_VALUE = re.compile(r"^(\S+\s){0,2}\S+:\s")
 _NUMBERED_HEADING = re.compile(r"^\d{1,2}\.\s")
+_BULLET = re.compile(r"^[-*+]\s")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“'(\[]?[A-ZÅÄÖÜÉ0-9])")
 _WORD = re.compile(r"\S+")
 
@@ -36,6 +40,8 @@ class ChunkerConfig:
 
     max_tokens: int = 200
     overlap_tokens: int = 40
+    # Share of max_tokens after which a window ends at the next paragraph break.
+    paragraph_fill: float = 0.3
     version: int = CHUNKER_VERSION
 
 
@@ -100,6 +106,7 @@ class _Unit:
     end: int
     tokens: int
     is_heading: bool = False
+    starts_paragraph: bool = False
 
 
 @dataclass
@@ -130,6 +137,25 @@ def _sentence_spans(line: str, start: int) -> Iterator[tuple[int, int]]:
     yield start + position, start + len(line)
 
 
+def _blank_before(lines: list[tuple[int, int, str]], i: int, text: str) -> bool:
+    """Whether a blank line separates line ``i`` from the line before it."""
+    return i > 0 and text.count("\n", lines[i - 1][1], lines[i][0]) >= 2
+
+
+def _list_items(lines: list[tuple[int, int, str]], text: str) -> set[int]:
+    """Indexes of the lines that are list items: bullets ("- "), and lines of one
+    block (between blank lines) that start with the same word three or more times."""
+    items = {i for i, (_, _, line) in enumerate(lines) if _BULLET.match(line)}
+    block: list[int] = []
+    for i in range(len(lines) + 1):
+        if block and (i == len(lines) or _blank_before(lines, i, text)):
+            first_words = Counter(lines[j][2].split()[0].lower() for j in block)
+            items.update(j for j in block if first_words[lines[j][2].split()[0].lower()] >= 3)
+            block = []
+        block.append(i)
+    return items
+
+
 def _heading_levels(
     lines: list[tuple[int, int, str]], document: Document
 ) -> dict[int, tuple[int, str]]:
@@ -141,19 +167,10 @@ def _heading_levels(
             if match:
                 headings[i] = (len(match.group(1)), match.group(2).strip())
     else:
-        candidates = [is_plain_heading(line) for _, _, line in lines]
-        # Lines of one block that start with the same word three or more times are the
-        # items of a list ("To improve…", "To advance…"), not headings.
-        block: list[int] = []
-        for i in range(len(lines) + 1):
-            if block and (i == len(lines)
-                          or "\n\n" in document.text[lines[i - 1][1] : lines[i][0]]):
-                first_words = Counter(lines[j][2].split()[0].lower() for j in block)
-                for j in block:
-                    if first_words[lines[j][2].split()[0].lower()] >= 3:
-                        candidates[j] = False
-                block = []
-            block.append(i)
+        # Lines of a list ("To improve…", "To advance…") are not headings.
+        items = _list_items(lines, document.text)
+        candidates = [is_plain_heading(line) and i not in items
+                      for i, (_, _, line) in enumerate(lines)]
         content = [i for i, (_, _, line) in enumerate(lines) if not is_placeholder(line)]
         following = {a: b for a, b in itertools.pairwise(content)}
         for i, (_, _, line) in enumerate(lines):
@@ -172,6 +189,7 @@ def _heading_levels(
 def _sections(document: Document, count_tokens: TokenCounter) -> list[_Section]:
     lines = list(_lines(document.text))
     headings = _heading_levels(lines, document)
+    items = _list_items(lines, document.text)
     path: list[tuple[int, str]] = []
     sections: list[_Section] = [_Section(())]
     for i, (start, end, line) in enumerate(lines):
@@ -184,9 +202,14 @@ def _sections(document: Document, count_tokens: TokenCounter) -> list[_Section]:
             sections[-1].heading_path = tuple(text for _, text in path)
             sections[-1].units.append(_Unit(start, end, count_tokens(line), is_heading=True))
         elif not is_placeholder(line):
+            # A paragraph starts after a blank line, and where a list starts or ends.
+            paragraph = _blank_before(lines, i, document.text) or (
+                i > 0 and (i in items) != (i - 1 in items))
             for s_start, s_end in _sentence_spans(line, start):
                 sentence = document.text[s_start:s_end]
-                sections[-1].units.append(_Unit(s_start, s_end, count_tokens(sentence)))
+                sections[-1].units.append(_Unit(s_start, s_end, count_tokens(sentence),
+                                                starts_paragraph=paragraph))
+                paragraph = False
     # Headings with nothing under them at the very end belong to the section before.
     if len(sections) > 1 and not sections[-1].has_body:
         sections[-2].units.extend(sections.pop().units)
@@ -198,11 +221,12 @@ def _split_long_unit(unit: _Unit, text: str, max_tokens: int) -> list[_Unit]:
     words = list(_WORD.finditer(text[unit.start : unit.end]))
     per_word = unit.tokens / max(len(words), 1)
     size = max(int(max_tokens / max(per_word, 1e-9)), 1)
-    pieces = []
+    pieces: list[_Unit] = []
     for i in range(0, len(words), size):
         group = words[i : i + size]
         start, end = unit.start + group[0].start(), unit.start + group[-1].end()
-        pieces.append(_Unit(start, end, int(len(group) * per_word) + 1, unit.is_heading))
+        pieces.append(_Unit(start, end, int(len(group) * per_word) + 1, unit.is_heading,
+                            unit.starts_paragraph and not pieces))
     return pieces
 
 
@@ -210,12 +234,13 @@ def _windows(units: list[_Unit], config: ChunkerConfig) -> Iterator[list[_Unit]]
     window: list[_Unit] = []
     tokens = 0
     for unit in units:
-        if window and tokens + unit.tokens > config.max_tokens and any(
-            not u.is_heading for u in window
-        ):
+        has_body = any(not u.is_heading for u in window)
+        full = tokens + unit.tokens > config.max_tokens
+        at_break = unit.starts_paragraph and tokens >= config.paragraph_fill * config.max_tokens
+        if window and has_body and (full or at_break):
             yield window
             overlap: list[_Unit] = []
-            for previous in reversed(window):
+            for previous in [] if unit.starts_paragraph else reversed(window):
                 if previous.is_heading or sum(u.tokens for u in overlap) + previous.tokens > (
                     config.overlap_tokens
                 ):
