@@ -11,6 +11,7 @@ from collab_qa.answer import (
     dated_statements,
     extract_contacts,
     missing_answer_type,
+    missing_person,
     rerank_by_answer_type,
     sentence_spans,
 )
@@ -106,6 +107,17 @@ def test_answer_types() -> None:
     assert rerank_by_answer_type("What was signed?", [plain, dated]) == [plain, dated]
     assert missing_answer_type("What is the email of the office?", [plain, dated])
     assert not missing_answer_type("What is the email of the office?", [BIOBANK])
+
+
+def test_missing_person_wants_a_name_with_a_role() -> None:
+    unit = hit("Support is provided by the External Engagement Office (EEO).")
+    assert missing_person("Who leads the partnership?", [unit, BIOBANK])
+    assert missing_person("Vem är kontaktperson för samarbetet?", [unit])
+    assert not missing_person("Who represents KI in the alliance?", [unit, DELEGATE])
+    assert not missing_person("Who is the contact person for exchanges?", [PROFILE])
+    # Only questions about who holds a role: "who supports…" may be answered by an office.
+    assert not missing_person("Who supports clinical trials?", [unit])
+    assert missing_person("Who leads the partnership?", [unit, unit, DELEGATE])  # top two only
 
 
 # ---------------------------------------------------------------------------- real model

@@ -667,6 +667,14 @@ def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
 # ---------------------------------------------------------------------------- abstention
 
 
+# A question about who holds a role wants a person's name, not a unit or an address.
+_ASKS_NAMED_PERSON = re.compile(
+    r"\b(?:contact person|kontaktperson|who (?:leads|heads|chairs|directs|runs|manages|"
+    r"represents|coordinates)|who is (?:the )?(?:head|leader|director|chair|coordinator|"
+    r"delegate|representative|rector|dean|president)|vem (?:leder|samordnar|är (?:chef|"
+    r"rektor|dekan|ansvarig|koordinator|samordnare)))\b",
+    re.IGNORECASE,
+)
 _ASKS_AMOUNT = re.compile(r"\b(how much|cost\w*|price|fee\w*|budget|salary|salar\w*|"
                           r"kosta\w*|pris|lön|budget)\b", re.IGNORECASE)
 _ASKS_DEADLINE = re.compile(r"(?:^|[.?!]\s+)(?:and\s+|och\s+)?(?:when|när)\b|\b(?:deadline|"
@@ -699,9 +707,16 @@ def missing_answer_type(question: str, hits: Sequence[Hit]) -> bool:
         DATE.search(hit.text) or re.search(_YEAR, hit.text) for hit in hits[:3]))
 
 
+def missing_person(question: str, hits: Sequence[Hit], passages: int = 2) -> bool:
+    """The question asks who holds a role ("who leads…", "the contact person for…") and the
+    top ``passages`` name nobody with a role (an office or an address is not an answer)."""
+    return bool(_ASKS_NAMED_PERSON.search(question)) and not any(
+        contact.role for contact in extract_contacts(hits[:passages], people=True))
+
+
 def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
                       stats: _TermStats, question: str = "") -> tuple[float, dict[str, float]]:
-    """How strongly the index answers the query, from seven signals:
+    """How strongly the index answers the query, from eight signals:
 
     - ``dense``: cosine of the query with the best passage of the whole index;
     - ``lexical``: IDF-weighted share of the query's words in the best-covering passage
@@ -718,10 +733,13 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
       amount and none of the top passages holds one;
     - ``placeholder``: 1 when the passage that best covers the query's words is a heading
       over placeholder text only ("Komplettera med text"): the section exists but says
-      nothing yet.
+      nothing yet;
+    - ``missing_person``: 1 when the question asks who holds a role ("who leads…", "the
+      contact person for…") and the top two passages name nobody with a role.
 
     ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.8 unknown_name
-    - 0.5 missing_type - 1.0 placeholder``: the last ones are near vetoes, the first four a
+    - 0.5 missing_type - 1.0 placeholder - 1.0 missing_person``: the last ones are near
+    vetoes, the first four a
     graded score (so the confidence can be negative).
     The same signal is computed whatever the search mode, so one threshold serves all.
     """
@@ -753,14 +771,15 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
     # Names are held to a stricter typo rule: "France" must not pass for "från".
     unknown_name = 1.0 if any(not stats.known(t, min_typo_length=6) for t in names) else 0.0
     missing = 1.0 if missing_answer_type(question or query, hits) else 0.0
+    nobody = 1.0 if missing_person(question or query, hits) else 0.0
     placeholder = 1.0 if lexical_best is not None and _is_placeholder_passage(lexical_best) \
         else 0.0
     confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
-                  - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder)
+                  - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder - 1.0 * nobody)
     return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),
                         "agreement": agreement, "unknown": round(unknown, 4),
                         "unknown_name": unknown_name, "missing_type": missing,
-                        "placeholder": placeholder}
+                        "placeholder": placeholder, "missing_person": nobody}
 
 
 # ---------------------------------------------------------------------------- answer types
