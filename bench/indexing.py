@@ -163,7 +163,7 @@ def _stats(values: list[float]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.common import CACHE
 
-    rounds = 1 if args.tiny else 2
+    rounds = 1 if args.tiny else 3
     result: dict[str, Any] = {"corpus": build_vs_encode("corpus", None, rounds)}
     scifact = CACHE / "scifact-corpus"
     if not args.tiny and _scifact_corpus(scifact, 300):
