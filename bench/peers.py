@@ -205,7 +205,10 @@ def render(result: dict[str, Any]) -> str:
         f"({result['questions']}), hybrid retrieval of {result['k']} passages",
         ["system", "index s", "first-sight p50 ms", "cycled p50 ms", "cycled p95 ms",
          "Hit@1", "MRR@10", "index: peer/collab-qa", "first-sight: peer/collab-qa",
-         "cycled: peer/collab-qa"], rows)
+         "cycled: peer/collab-qa"], rows) + (
+        "\nRatios are peer time / collab-qa time (above 1× collab-qa is faster). Index time "
+        "is the best of two builds, model loading left out; \"first sight\" is each question "
+        "once with collab-qa's query cache cleared, \"cycled\" the questions repeated.\n")
 
 
 def _ratio(peer: float, ours: float) -> str:
