@@ -6,9 +6,8 @@ import shutil
 from pathlib import Path
 
 from bench.common import CACHE, CORPUS
-from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import Embedder
-from collab_qa.index import BuildReport, build_index
+from collab_qa.index import BuildReport, build_index_from_settings
 from collab_qa.settings import Settings
 
 
@@ -26,9 +25,4 @@ def fresh_corpus(settings: Settings, source: Path = CORPUS) -> None:
 
 def build(settings: Settings, embedder: Embedder, *, full: bool = False) -> BuildReport:
     """Build or update the bench index with the product's build_index."""
-    return build_index(
-        settings.corpus_dir, settings.index_dir, embedder,
-        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens), full=full,
-        max_file_bytes=settings.max_file_bytes, hnsw_threshold=settings.hnsw_threshold,
-        lock_timeout=settings.build_lock_timeout,
-    )
+    return build_index_from_settings(settings, embedder, full=full)

@@ -114,7 +114,7 @@ def make_dense(kind: str, vectors: np.ndarray) -> Any:
     n = len(vectors)
     index: Any
     if kind == "flat":
-        return product.make_vector_index(vectors, hnsw_threshold=n + 1)
+        return product.make_vector_index(vectors, approximate_threshold=n + 1)
     if kind == "hnsw_flat":
         index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
@@ -123,8 +123,8 @@ def make_dense(kind: str, vectors: np.ndarray) -> Any:
                                   faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
         index.train(vectors[: min(n, 100_000)])
-    elif kind == "ivf_sq8":  # what the product builds from COLLAB_QA_HNSW_THRESHOLD on
-        return product.make_vector_index(vectors, hnsw_threshold=1)
+    elif kind == "ivf_sq8":  # what the product builds from COLLAB_QA_APPROXIMATE_THRESHOLD on
+        return product.make_vector_index(vectors, approximate_threshold=1)
     else:
         raise ValueError(kind)
     index.add(vectors)

@@ -167,8 +167,8 @@ def test_approximate_index_above_threshold(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((5000, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    exact = make_vector_index(vectors, hnsw_threshold=10_000)
-    approximate = make_vector_index(vectors, hnsw_threshold=100)
+    exact = make_vector_index(vectors, approximate_threshold=10_000)
+    approximate = make_vector_index(vectors, approximate_threshold=100)
     assert type(exact).__name__ == "IndexFlatIP"
     assert type(approximate).__name__ == "IndexIVFScalarQuantizer"
     faiss.write_index(approximate, str(tmp_path / "dense.faiss"))

@@ -39,11 +39,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from collab_qa.answer import answer_question
-from collab_qa.chunking import Chunk, ChunkerConfig
+from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder, load_embedder
 from collab_qa.errors import BuildLockedError, IndexLoadError, QuestionError, UserError
 from collab_qa.feedback import Feedback, FeedbackStore, Rating
-from collab_qa.index import CURRENT_FILE, BuildReport, build_index, current_version_dir, load_index
+from collab_qa.index import (
+    CURRENT_FILE,
+    BuildReport,
+    build_index_from_settings,
+    current_version_dir,
+    load_index,
+)
 from collab_qa.search import Searcher
 from collab_qa.security import DOCS_PATH, install_security
 from collab_qa.settings import SearchMode, Settings
@@ -185,12 +191,7 @@ def rebuild_index(settings: Settings, embedder: Embedder) -> BuildReport:
         UserError: when the corpus folder is missing.
         BuildLockedError: when another build holds the lock too long.
     """
-    return build_index(
-        settings.corpus_dir, settings.index_dir, embedder,
-        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
-        max_file_bytes=settings.max_file_bytes, hnsw_threshold=settings.hnsw_threshold,
-        lock_timeout=settings.build_lock_timeout,
-    )
+    return build_index_from_settings(settings, embedder)
 
 
 def watch_corpus(settings: Settings, embedder: Embedder, live: LiveIndex,

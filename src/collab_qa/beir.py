@@ -193,7 +193,7 @@ def open_beir_index(
     return Index(path=folder, manifest={"version": folder.name,
                                         "model": {"id": embedder.model_id}},
                  documents=records, chunks=chunks, vectors=vectors,
-                 dense=make_vector_index(vectors, hnsw_threshold=10**9), lexical=lexical)
+                 dense=make_vector_index(vectors, approximate_threshold=10**9), lexical=lexical)
 
 
 def rank_documents(searcher: Searcher, query: str, mode: str, depth: int = 100) -> list[str]:

@@ -45,7 +45,7 @@ class ChunkerConfig:
     version: int = CHUNKER_VERSION
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """A passage of one document.
 

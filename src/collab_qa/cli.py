@@ -54,20 +54,13 @@ def index_command(
     full: Annotated[bool, typer.Option("--full", help="Re-embed every document.")] = False,
 ) -> None:
     """Build or update the index from the corpus folder (only changed files are re-embedded)."""
-    from collab_qa.chunking import ChunkerConfig
     from collab_qa.embedding import load_embedder
-    from collab_qa.index import build_index
+    from collab_qa.index import build_index_from_settings
 
     settings = load_settings(corpus_dir=corpus, index_dir=index)
     with user_errors():
         embedder = load_embedder(settings.model)
-        report = build_index(
-            settings.corpus_dir, settings.index_dir, embedder,
-            ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
-            full=full, max_file_bytes=settings.max_file_bytes,
-            hnsw_threshold=settings.hnsw_threshold, lock_timeout=settings.build_lock_timeout,
-            progress=True,
-        )
+        report = build_index_from_settings(settings, embedder, full=full, progress=True)
     if report.full_rebuild_reason:
         console.print(f"Full rebuild: {report.full_rebuild_reason}.")
     table = Table(title=f"Index {report.version}", show_header=False)

@@ -7,7 +7,8 @@ Layout of ``index/``::
     <version>/documents.jsonl  normalised document texts (the viewer shows these)
     <version>/chunks.jsonl  one chunk per line, in vector order
     <version>/vectors.npy   float32 unit vectors, reused by incremental builds
-    <version>/dense.faiss   exact inner product, or IVF (8-bit codes) from ``hnsw_threshold`` on
+    <version>/dense.faiss   exact inner product; IVF over 8-bit codes from
+                            ``approximate_threshold`` chunks on
     <version>/bm25/         the bm25s lexical index
 
 A build writes a hidden temporary folder, fsyncs it, renames it to its version name and
@@ -38,6 +39,7 @@ from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_t
 from collab_qa.documents import Document, SkippedFile, load_corpus
 from collab_qa.embedding import Embedder
 from collab_qa.errors import BuildLockedError, IndexLoadError, UserError
+from collab_qa.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +137,14 @@ IVF_TRAIN_PER_LIST = 39  # faiss' minimum of training points per centroid
 IVF_TRAIN_MAX_PER_LIST = 64
 
 
-def make_vector_index(vectors: np.ndarray, hnsw_threshold: int) -> faiss.Index:
-    """Exact inner product for small collections; from ``hnsw_threshold`` chunks on, an
-    IVF index with 8-bit scalar-quantised codes (4·√n lists, 32 probed).
-
-    The argument keeps its historical name (the setting ``COLLAB_QA_HNSW_THRESHOLD``): it is
-    the size from which the dense index is approximate.
+def make_vector_index(vectors: np.ndarray, approximate_threshold: int) -> faiss.Index:
+    """Exact inner product for small collections; from ``approximate_threshold`` chunks on, an
+    IVF index with 8-bit scalar-quantised codes (4·√n lists, 32 probed); the setting is
+    ``COLLAB_QA_APPROXIMATE_THRESHOLD`` (bench/README.md shows why IVF and why 50,000).
     """
     count, dimension = vectors.shape
     data = np.ascontiguousarray(vectors, dtype=np.float32)
-    if count < hnsw_threshold or count == 0:
+    if count < approximate_threshold or count == 0:
         exact = faiss.IndexFlatIP(dimension)
         if count:
             exact.add(data)
@@ -439,7 +439,7 @@ def build_index(
     *,
     full: bool = False,
     max_file_bytes: int = 20_000_000,
-    hnsw_threshold: int = 50_000,
+    approximate_threshold: int = 50_000,
     lock_timeout: float = 30.0,
     progress: bool = False,
 ) -> BuildReport:
@@ -452,7 +452,7 @@ def build_index(
         chunker: Chunk size and overlap.
         full: Re-embed every document even when unchanged.
         max_file_bytes: Larger files are skipped.
-        hnsw_threshold: Chunk count from which the dense index is approximate.
+        approximate_threshold: Chunk count from which the dense index is approximate.
         lock_timeout: Seconds to wait for another build to finish.
         progress: Show the embedding progress bar.
 
@@ -466,7 +466,7 @@ def build_index(
     try:
         with FileLock(str(index_dir / LOCK_FILE), timeout=lock_timeout):
             return _build_locked(corpus_dir, index_dir, embedder, chunker, full,
-                                 max_file_bytes, hnsw_threshold, progress)
+                                 max_file_bytes, approximate_threshold, progress)
     except Timeout as exc:
         raise BuildLockedError(
             f"Another build of {index_dir} is running and did not finish within "
@@ -474,9 +474,21 @@ def build_index(
         ) from exc
 
 
+
+def build_index_from_settings(settings: Settings, embedder: Embedder, *, full: bool = False,
+                              progress: bool = False) -> BuildReport:
+    """``build_index`` with every folder, limit and chunker knob taken from the settings."""
+    return build_index(
+        settings.corpus_dir, settings.index_dir, embedder,
+        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
+        full=full, max_file_bytes=settings.max_file_bytes,
+        approximate_threshold=settings.approximate_threshold,
+        lock_timeout=settings.build_lock_timeout, progress=progress,
+    )
+
 def _build_locked(
     corpus_dir: Path, index_dir: Path, embedder: Embedder, chunker: ChunkerConfig, full: bool,
-    max_file_bytes: int, hnsw_threshold: int, progress: bool,
+    max_file_bytes: int, approximate_threshold: int, progress: bool,
 ) -> BuildReport:
     started = time.perf_counter()
     remove_leftovers(index_dir)
@@ -545,7 +557,7 @@ def _build_locked(
     report.version = _new_version_name()
     try:
         _write_version(index_dir, report, documents, chunks, matrix, titles, embedder, chunker,
-                       hnsw_threshold)
+                       approximate_threshold)
     except (OSError, RuntimeError) as exc:  # disk full, read-only folder; FAISS raises Runtime
         remove_leftovers(index_dir)  # the unfinished folder, or the version never switched to
         try:
@@ -567,7 +579,7 @@ def _build_locked(
 def _write_version(
     index_dir: Path, report: BuildReport, documents: list[Document], chunks: list[Chunk],
     matrix: np.ndarray, titles: dict[str, str], embedder: Embedder, chunker: ChunkerConfig,
-    hnsw_threshold: int,
+    approximate_threshold: int,
 ) -> None:
     tmp = index_dir / f"{TMP_PREFIX}{report.version}"
     tmp.mkdir()
@@ -585,7 +597,7 @@ def _write_version(
         for c in chunks
     ])
     _write_file(tmp / VECTORS, lambda handle: np.save(handle, matrix), mode="wb")
-    dense = make_vector_index(matrix, hnsw_threshold)
+    dense = make_vector_index(matrix, approximate_threshold)
     faiss.write_index(dense, str(tmp / DENSE))
     lexical = LexicalIndex.build([embedding_text(titles[c.doc_id], c) for c in chunks])
     lexical.save(tmp / LEXICAL)

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         20_000_000, ge=1, description="Files larger than this are skipped with a reason."
     )
-    hnsw_threshold: int = Field(
+    approximate_threshold: int = Field(
         50_000, ge=1, description="From this many chunks on, the dense index is approximate "
         "(IVF over 8-bit codes, candidates re-scored exactly), not exact; see bench/README.md."
     )
