@@ -63,6 +63,11 @@ def test_cli_index_and_ask(tmp_corpus: Path, tmp_path: Path,
     assert answered.exit_code == 0 and "biobank@ki.se" in answered.output
     as_json = runner.invoke(app, ["ask", "biobank", "--json", "--mode", "lexical"])
     assert as_json.exit_code == 0 and '"doc_id"' in as_json.output
+    follow_up = runner.invoke(app, ["ask", "and their phone number?", "--after",
+                                    "who do I contact about biobank samples"])
+    assert follow_up.exit_code == 0 and "08-524 820 03" in follow_up.output
+    unanswerable = runner.invoke(app, ["ask", "who coordinates our collaboration with Japan?"])
+    assert "don't answer this" in unanswerable.output
     bad = runner.invoke(app, ["ask", "", "--mode", "hybrid"])
     assert bad.exit_code == 2 and "empty" in bad.output
     (tmp_corpus / "collaboration-in-germany.txt").unlink()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from collab_qa.errors import UserError
@@ -81,27 +82,47 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="Passages to show.")] = None,
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or lexical.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    history: Annotated[list[str] | None, typer.Option(
+        "--after", help="An earlier question this one follows up on (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
 ) -> None:
-    """Answer a question from the index: ranked passages with citations."""
+    """Answer a question: the best sentence, contacts and the ranked passages with citations."""
+    from collab_qa.answer import answer_question
     from collab_qa.embedding import load_embedder
     from collab_qa.search import open_searcher
+    from collab_qa.views import answer_payload
 
     settings = load_settings()
     with user_errors():
         searcher = open_searcher(settings, load_embedder(settings.model))
-        hits = searcher.search(question, k=k or settings.default_k,
-                               mode=mode or settings.default_mode)
+        answer = answer_question(searcher, question, k=k or settings.default_k,
+                                 mode=mode or settings.default_mode, history=history or ())
     if as_json:
-        console.print_json(json.dumps({"question": question, "passages": [
-            {"doc_id": h.doc_id, "title": h.title, "heading": list(h.chunk.heading_path),
-             "citation": h.citation, "score": round(h.score, 4), "start": h.chunk.start,
-             "end": h.chunk.end, "text": h.text} for h in hits]}, ensure_ascii=False))
+        payload = answer_payload(answer, searcher.index.version)
+        console.print_json(json.dumps(payload, ensure_ascii=False))
         return
-    if not hits:
-        console.print("Nothing in the documents matches this question.")
-    for rank, hit in enumerate(hits, 1):
-        console.print(f"[bold]{rank}. {hit.citation}[/]  [dim]{hit.score:.3f}[/]", highlight=False)
+    if answer.abstained:
+        console.print("[bold]The documents don't answer this.[/]"
+                      + (" Possibly related:" if answer.hits else ""))
+    elif answer.best_sentence:
+        console.print(f"[bold]{escape(answer.best_sentence)}[/]", highlight=False)
+        console.print(f"[dim]— {escape(answer.hits[0].citation)}[/]\n", highlight=False)
+    for contact in answer.contacts:
+        details = ", ".join(part for part in (contact.name, contact.role, contact.email,
+                                              contact.phone) if part)
+        console.print(f"Contact: {escape(details)}  [dim]({escape(contact.citation)})[/]",
+                      highlight=False)
+    for conflict in answer.conflicts:
+        console.print(f"[yellow]Sources disagree:[/] {escape(conflict.note or conflict.topic)}",
+                      highlight=False)
+        for citation, sentence in conflict.statements:
+            console.print(f"  - {escape(sentence)}  [dim]({escape(citation)})[/]",
+                          highlight=False)
+    if answer.contacts or answer.conflicts:
+        console.print()
+    for rank, hit in enumerate(answer.hits, 1):
+        console.print(f"[bold]{rank}. {escape(hit.citation)}[/]  [dim]{hit.score:.3f}[/]",
+                      highlight=False)
         console.print(f"   {hit.text}\n", highlight=False, markup=False)
 
 
