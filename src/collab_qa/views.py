@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
-from collab_qa.answer import Answer
+from collab_qa.answer import Answer, Conflict, Contact
 from collab_qa.chunking import Chunk, is_plain_heading
 from collab_qa.index import DocumentRecord
 from collab_qa.search import Hit
@@ -46,37 +46,31 @@ def passage_payload(hit: Hit) -> dict[str, Any]:
     }
 
 
-def _contact_payload(contact: Any, hits: Sequence[Hit]) -> dict[str, Any]:
-    rank = getattr(contact, "hit_rank", 0)
-    hit = hits[rank] if isinstance(rank, int) and 0 <= rank < len(hits) else None
+def _contact_payload(contact: Contact, hits: Sequence[Hit]) -> dict[str, Any]:
+    hit = hits[contact.hit_rank] if 0 <= contact.hit_rank < len(hits) else None
     return {
-        "name": getattr(contact, "name", None),
-        "role": getattr(contact, "role", None) or None,
-        "email": getattr(contact, "email", None),
-        "phone": getattr(contact, "phone", None),
-        "citation": getattr(contact, "citation", hit.citation if hit else ""),
+        "name": contact.name,
+        "role": contact.role or None,
+        "email": contact.email,
+        "phone": contact.phone,
+        "citation": contact.citation,
         "url": document_url(hit.doc_id, hit.chunk.ordinal) if hit else None,
     }
 
 
-def _conflict_payload(conflict: Any, hits: Sequence[Hit]) -> dict[str, Any]:
+def _conflict_payload(conflict: Conflict, hits: Sequence[Hit]) -> dict[str, Any]:
     by_citation = {hit.citation: hit for hit in hits}
-    doc_ids = list(getattr(conflict, "doc_ids", None) or ())
-    dates = list(getattr(conflict, "dates", None) or ())
     statements = []
-    for position, statement in enumerate(getattr(conflict, "statements", ())):
-        citation, sentence = str(statement[0]), str(statement[1])
+    for position, (citation, sentence) in enumerate(conflict.statements):
         hit = by_citation.get(citation)
-        doc_id = doc_ids[position] if position < len(doc_ids) else None
+        doc_id = conflict.doc_ids[position] if position < len(conflict.doc_ids) else None
         if hit is None and doc_id:
             hit = next((h for h in hits if h.doc_id == doc_id), None)
         url = (document_url(hit.doc_id, hit.chunk.ordinal) if hit
                else document_url(doc_id) if doc_id else None)
-        statements.append({"citation": citation, "sentence": sentence,
-                           "date": str(dates[position]) if position < len(dates) else None,
-                           "url": url})
-    return {"topic": str(getattr(conflict, "topic", "")),
-            "note": getattr(conflict, "note", None) or None, "statements": statements}
+        date = conflict.dates[position] if position < len(conflict.dates) else None
+        statements.append({"citation": citation, "sentence": sentence, "date": date, "url": url})
+    return {"topic": conflict.topic, "note": conflict.note or None, "statements": statements}
 
 
 def answer_payload(answer: Answer, index_version: str) -> dict[str, Any]:
@@ -84,13 +78,13 @@ def answer_payload(answer: Answer, index_version: str) -> dict[str, Any]:
     hits = list(answer.hits)
     return {
         "question": answer.question,
-        "abstained": bool(answer.abstained),
+        "abstained": answer.abstained,
         "best_sentence": answer.best_sentence,
-        "contacts": [_contact_payload(c, hits) for c in getattr(answer, "contacts", [])],
+        "contacts": [_contact_payload(c, hits) for c in answer.contacts],
         "passages": [passage_payload(hit) for hit in hits],
-        "conflicts": [_conflict_payload(c, hits) for c in getattr(answer, "conflicts", [])],
+        "conflicts": [_conflict_payload(c, hits) for c in answer.conflicts],
         "index_version": index_version,
-        "took_ms": round(float(getattr(answer, "took_ms", 0.0)), 1),
+        "took_ms": round(answer.took_ms, 1),
     }
 
 
