@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from bench.common import Question, load_questions, show, summary_ms, table, write_result
@@ -116,25 +117,27 @@ def in_process(searcher: Any, questions: list[Question], requests: int,
                                                  throughput_requests, seconds)}
 
 
-def _throughput_in_process(searcher: Any, questions: list[Question], clients: int,
-                           total: int, seconds: float) -> dict[str, Any]:
-    from collab_qa.answer import answer_question
-
+def bounded_throughput(clients: int, total: int, seconds: float,
+                       request: Callable[[int, Any], object],
+                       session: Callable[[], AbstractContextManager[Any]] = nullcontext,
+                       ) -> dict[str, Any]:
+    """Run ``request(n, session)`` from ``clients`` threads until ``total`` requests or
+    ``seconds`` have passed, whichever comes first; each thread opens its own ``session``."""
     counter = itertools.count()
     deadline = time.perf_counter() + seconds
     latencies: list[float] = []
     lock = threading.Lock()
 
     def client() -> None:
-        while time.perf_counter() < deadline:
-            n = next(counter)
-            if n >= total:
-                return
-            question = questions[n % len(questions)]
-            started = time.perf_counter()
-            answer_question(searcher, question.question, history=question.history)
-            with lock:
-                latencies.append((time.perf_counter() - started) * 1000)
+        with session() as own:
+            while time.perf_counter() < deadline:
+                n = next(counter)
+                if n >= total:
+                    return
+                started = time.perf_counter()
+                request(n, own)
+                with lock:
+                    latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -143,6 +146,17 @@ def _throughput_in_process(searcher: Any, questions: list[Question], clients: in
     elapsed = time.perf_counter() - started
     return {"clients": clients, "requests": len(latencies), "seconds": round(elapsed, 2),
             "per_second": round(len(latencies) / elapsed, 1), "latency_ms": summary_ms(latencies)}
+
+
+def _throughput_in_process(searcher: Any, questions: list[Question], clients: int,
+                           total: int, seconds: float) -> dict[str, Any]:
+    from collab_qa.answer import answer_question
+
+    def ask(n: int, _: Any) -> None:
+        question = questions[n % len(questions)]
+        answer_question(searcher, question.question, history=question.history)
+
+    return bounded_throughput(clients, total, seconds, ask)
 
 
 def end_to_end(settings: Any, questions: list[Question], requests: int, clients: int,
@@ -167,35 +181,15 @@ def end_to_end(settings: Any, questions: list[Question], requests: int, clients:
                 latencies.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
                 server_ms.append(float(response.json().get("took_ms", 0.0)))
-        counter = itertools.count()
-        deadline = time.perf_counter() + seconds
-        concurrent: list[float] = []
-        lock = threading.Lock()
+        def post(n: int, own: httpx.Client) -> None:
+            own.post(url, content=bodies[n % len(bodies)], headers=headers).raise_for_status()
 
-        def worker() -> None:
-            with httpx.Client(timeout=30.0) as own:
-                while time.perf_counter() < deadline:
-                    n = next(counter)
-                    if n >= throughput_requests:
-                        return
-                    started = time.perf_counter()
-                    own.post(url, content=bodies[n % len(bodies)],
-                             headers=headers).raise_for_status()
-                    with lock:
-                        concurrent.append((time.perf_counter() - started) * 1000)
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            for future in [pool.submit(worker) for _ in range(clients)]:
-                future.result()
-        elapsed = time.perf_counter() - started
+        throughput = bounded_throughput(clients, throughput_requests, seconds, post,
+                                        lambda: httpx.Client(timeout=30.0))
         return {"requests": requests, "latency_ms": summary_ms(latencies),
                 "server_took_ms": summary_ms(server_ms),
                 "cold_start_seconds": round(server.ready_seconds, 2),
-                "throughput": {"clients": clients, "requests": len(concurrent),
-                               "seconds": round(elapsed, 2),
-                               "per_second": round(len(concurrent) / elapsed, 1),
-                               "latency_ms": summary_ms(concurrent)}}
+                "throughput": throughput}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
