@@ -13,7 +13,9 @@ from collab_qa.answer import (
     missing_answer_type,
     missing_person,
     rerank_by_answer_type,
+    rests_on_unknown_name,
     sentence_spans,
+    term_stats,
 )
 from collab_qa.chunking import Chunk
 from collab_qa.search import Hit, Searcher
@@ -155,6 +157,16 @@ def test_abstains_on_a_country_the_documents_never_mention(real_searcher: Search
     assert answer.hits, "abstaining still lists the possibly related passages"
     assert not answer_question(real_searcher, "Who coordinates collaboration with Germany?"
                                ).abstained
+
+
+@pytest.mark.slow
+def test_one_known_name_of_alternatives_is_enough(real_searcher: Searcher) -> None:
+    stats = term_stats(real_searcher.index)
+    assert rests_on_unknown_name("Do we have a partner in Budapest?", stats)
+    assert not rests_on_unknown_name("A partner in Budapest or elsewhere in Hungary?", stats)
+    assert rests_on_unknown_name("Do we work with Japan or China?", stats)
+    assert not answer_question(
+        real_searcher, "Do we have a partner in Budapest or elsewhere in Hungary?").abstained
 
 
 def test_follow_up_detection() -> None:

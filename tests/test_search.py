@@ -68,3 +68,25 @@ def test_follow_ups_are_read_with_the_previous_question() -> None:
     assert compose_query("What is a Data Transfer Agreement for?", history) == \
         "What is a Data Transfer Agreement for?"
     assert compose_query("and the phone?", []) == "and the phone?"
+
+
+def test_accents_are_folded_in_documents_and_questions(tmp_path: Path,
+                                                       fake_embedder: FakeEmbedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "germany.txt").write_text(
+        "Germany\n\nKI has signed a Memorandum of Understanding with Charite Berlin.\n",
+        encoding="utf-8")
+    (corpus / "contracts.txt").write_text(
+        "Contracts\n\nA research agreement needs a signature from KI.\n", encoding="utf-8")
+    searcher = Searcher(build(corpus, tmp_path / "index", fake_embedder), fake_embedder)
+    for question in ("Charité", "CHARITÉ", "charite", "Charité Berlin"):
+        assert [h.doc_id for h in searcher.search(question, mode="lexical")] == ["germany.txt"]
+
+
+@pytest.mark.slow
+def test_what_about_x_asks_the_previous_question_about_x(real_searcher: Searcher) -> None:
+    history = ["Who coordinates KI's international collaborations in cancer research?"]
+    hit = real_searcher.search("what about Germany?", k=1, history=history)[0]
+    assert hit.doc_id == "collaboration-in-germany.txt"
+    assert "Isabella Palomba Rydén" in hit.text

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +44,8 @@ from collab_qa.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: the lexical index folds accents ("Charité" and "Charite" are one word).
+FORMAT_VERSION = 2
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -70,15 +72,24 @@ def _stemmer() -> Any:
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_SWEDISH
 
-    return frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_SWEDISH)
+    return frozenset(fold_accents(word) for word in (*STOPWORDS_EN, *STOPWORDS_SWEDISH))
+
+
+def fold_accents(text: str) -> str:
+    """Lower case without accents: "Charité" and "Charite", "Rydén" and "Ryden" are one word."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stop-word-free, English-stemmed word tokens for BM25."""
+    """Lower-cased, accent-folded, stop-word-free, English-stemmed word tokens for BM25.
+
+    Folding is applied to documents and questions alike, so a document that writes "Charite"
+    is found for "Charité"; the stop words are folded the same way."""
     import bm25s
 
     tokenized = bm25s.tokenize(
-        list(texts),
+        [fold_accents(text) for text in texts],
         stopwords=list(_stopwords()),
         stemmer=_stemmer(),
         return_ids=False,

@@ -16,7 +16,7 @@ import numpy as np
 from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder
 from collab_qa.errors import QuestionError
-from collab_qa.index import Index, load_index
+from collab_qa.index import Index, lexical_tokens, load_index
 from collab_qa.settings import SearchMode, Settings
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
@@ -28,6 +28,8 @@ _TOPIC_SHIFT = re.compile(r"^(and |but )?(what|how) about\b|^vad gäller\b|^same
                           re.IGNORECASE)
 # Share of the score range added to passages of the previous answer's document.
 FOLLOW_UP_BOOST = 0.2
+# Share of the score range added to passages that hold the new subject of "what about X?".
+NEW_SUBJECT_BOOST = 0.3
 _REFERRING_WORD = re.compile(
     r"\b(they|them|their|theirs|it|its|this|that|those|these|there|he|she|his|her|"
     r"de|dem|deras|den|det|dess|hen|hans|hennes)\b",
@@ -168,6 +170,12 @@ class Searcher:
         else:
             scores = (self.dense_weight * _min_max(dense)
                       + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
+        subject = self._new_subject_share(question, history, ids)
+        if subject is not None and len(scores):
+            # "what about Germany?" asks the previous question about Germany: passages that
+            # mention Germany come first, whatever the previous question's words favour.
+            boost = NEW_SUBJECT_BOOST * float(scores.max() - scores.min())
+            scores = (scores + np.float32(boost) * subject).astype(np.float32)
         topic = self._follow_up_document(question, history, mode)
         if topic is not None and len(scores):
             # A follow-up about "it" or "them" stays with the document the previous question
@@ -189,6 +197,18 @@ class Searcher:
                 break
         return hits
 
+
+    def _new_subject_share(self, question: str, history: Sequence[str],
+                           ids: np.ndarray) -> np.ndarray | None:
+        """For a follow-up that moves to a new subject ("what about Germany?"), the share of
+        the subject's indexed words each candidate holds; None for any other question."""
+        shift = _TOPIC_SHIFT.match(question.strip())
+        if shift is None or not any(turn.strip() for turn in history):
+            return None
+        words = dict.fromkeys(lexical_tokens([question.strip()[shift.end():]])[0])
+        present = [scores[ids] > 0 for scores in map(self.index.lexical.scores, words)
+                   if scores.any()]
+        return np.mean(present, axis=0).astype(np.float32) if present else None
 
     def _follow_up_document(self, question: str, history: Sequence[str],
                             mode: str) -> str | None:
