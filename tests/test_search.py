@@ -90,3 +90,10 @@ def test_what_about_x_asks_the_previous_question_about_x(real_searcher: Searcher
     hit = real_searcher.search("what about Germany?", k=1, history=history)[0]
     assert hit.doc_id == "collaboration-in-germany.txt"
     assert "Isabella Palomba Rydén" in hit.text
+
+
+@pytest.mark.slow
+def test_a_passage_holding_the_name_asked_about_comes_first(real_searcher: Searcher) -> None:
+    # Without the name boost the industry page's "Develop a structure" section came first.
+    for question in ("do we have an agreement with Charité?", "an agreement with Charite?"):
+        assert "Charit" in real_searcher.search(question, k=1)[0].text

@@ -30,6 +30,11 @@ _TOPIC_SHIFT = re.compile(r"^(and |but )?(what|how) about\b|^vad gäller\b|^same
 FOLLOW_UP_BOOST = 0.2
 # Share of the score range added to passages that hold the new subject of "what about X?".
 NEW_SUBJECT_BOOST = 0.3
+# Share of the score range added to a passage holding every name the question mentions.
+NAME_BOOST = 0.2
+# A capitalised word inside a sentence: "Charité", "Hungary" (acronyms such as "EU" are left
+# out: passages often spell them out, "European Union").
+NAME = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][a-zåäöüéèáíóúñç][\w-]*")
 _REFERRING_WORD = re.compile(
     r"\b(they|them|their|theirs|it|its|this|that|those|these|there|he|she|his|her|"
     r"de|dem|deras|den|det|dess|hen|hans|hennes)\b",
@@ -170,6 +175,13 @@ class Searcher:
         else:
             scores = (self.dense_weight * _min_max(dense)
                       + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
+        names = self._name_share(self._names_asked(question, history), ids)
+        if names is not None and len(scores):
+            # A name is the sharpest word of a question, yet BM25 weighs one that many passages
+            # share ("Charité" in every paragraph of the news item) little: among passages
+            # alike, the one that holds the name comes first.
+            boost = NAME_BOOST * float(scores.max() - scores.min())
+            scores = (scores + np.float32(boost) * names).astype(np.float32)
         subject = self._new_subject_share(question, history, ids)
         if subject is not None and len(scores):
             # "what about Germany?" asks the previous question about Germany: passages that
@@ -198,6 +210,28 @@ class Searcher:
         return hits
 
 
+    @staticmethod
+    def _names_asked(question: str, history: Sequence[str]) -> str:
+        """The text whose names a passage should hold: the question, read with the previous
+        one when it follows up on it ("and when was it signed?"), alone when it moves on to
+        another subject ("what about Germany?")."""
+        if _TOPIC_SHIFT.match(question.strip()):
+            return question
+        return compose_query(question, history)
+
+    def _name_share(self, text: str, ids: np.ndarray) -> np.ndarray | None:
+        """For each candidate, the share of the names in ``text`` it holds (names found
+        nowhere in the index left out); None when ``text`` names nothing indexed."""
+        return self._share_holding(
+            [token for name in NAME.findall(text) for token in lexical_tokens([name])[0]], ids)
+
+    def _share_holding(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray | None:
+        """For each candidate, the share of ``words`` it holds, counting only words that
+        occur somewhere in the index; None when none does."""
+        present = [scores[ids] > 0 for scores in map(self.index.lexical.scores,
+                                                       dict.fromkeys(words)) if scores.any()]
+        return np.mean(present, axis=0).astype(np.float32) if present else None
+
     def _new_subject_share(self, question: str, history: Sequence[str],
                            ids: np.ndarray) -> np.ndarray | None:
         """For a follow-up that moves to a new subject ("what about Germany?"), the share of
@@ -205,10 +239,7 @@ class Searcher:
         shift = _TOPIC_SHIFT.match(question.strip())
         if shift is None or not any(turn.strip() for turn in history):
             return None
-        words = dict.fromkeys(lexical_tokens([question.strip()[shift.end():]])[0])
-        present = [scores[ids] > 0 for scores in map(self.index.lexical.scores, words)
-                   if scores.any()]
-        return np.mean(present, axis=0).astype(np.float32) if present else None
+        return self._share_holding(lexical_tokens([question.strip()[shift.end():]])[0], ids)
 
     def _follow_up_document(self, question: str, history: Sequence[str],
                             mode: str) -> str | None:
