@@ -175,27 +175,23 @@ class Searcher:
         else:
             scores = (self.dense_weight * _min_max(dense)
                       + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
-        names = self._name_share(self._names_asked(question, history), ids)
-        if names is not None and len(scores):
-            # A name is the sharpest word of a question, yet BM25 weighs one that many passages
-            # share ("Charité" in every paragraph of the news item) little: among passages
-            # alike, the one that holds the name comes first.
-            boost = NAME_BOOST * float(scores.max() - scores.min())
-            scores = (scores + np.float32(boost) * names).astype(np.float32)
-        subject = self._new_subject_share(question, history, ids)
-        if subject is not None and len(scores):
-            # "what about Germany?" asks the previous question about Germany: passages that
-            # mention Germany come first, whatever the previous question's words favour.
-            boost = NEW_SUBJECT_BOOST * float(scores.max() - scores.min())
-            scores = (scores + np.float32(boost) * subject).astype(np.float32)
+        # Boosts, each a share of the score range for the passages that have what it wants:
+        # - the names asked about: a name is the sharpest word of a question, yet BM25 weighs
+        #   one that many passages share ("Charité" in every paragraph of the news item) little;
+        # - the new subject of "what about Germany?", which asks the previous question anew;
+        # - the document the previous question was answered from, for a follow-up about "it"
+        #   or "them" (a passage elsewhere that is clearly better still wins).
         topic = self._follow_up_document(question, history, mode)
-        if topic is not None and len(scores):
-            # A follow-up about "it" or "them" stays with the document the previous question
-            # was answered from, unless a passage elsewhere is clearly better.
-            boost = FOLLOW_UP_BOOST * float(scores.max() - scores.min())
-            in_topic = np.fromiter((self.index.chunks[int(i)].doc_id == topic for i in ids),
-                                   dtype=bool, count=len(ids))
-            scores = (scores + np.float32(boost) * in_topic).astype(np.float32)
+        in_topic = None if topic is None else np.fromiter(
+            (self.index.chunks[int(i)].doc_id == topic for i in ids), dtype=bool, count=len(ids))
+        for weight, share in (
+            (NAME_BOOST, self._name_share(self._names_asked(question, history), ids)),
+            (NEW_SUBJECT_BOOST, self._new_subject_share(question, history, ids)),
+            (FOLLOW_UP_BOOST, in_topic),
+        ):
+            if share is not None and len(scores):
+                boost = weight * float(scores.max() - scores.min())
+                scores = (scores + np.float32(boost) * share).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         hits: list[Hit] = []
         for position in order:
@@ -222,8 +218,7 @@ class Searcher:
     def _name_share(self, text: str, ids: np.ndarray) -> np.ndarray | None:
         """For each candidate, the share of the names in ``text`` it holds (names found
         nowhere in the index left out); None when ``text`` names nothing indexed."""
-        return self._share_holding(
-            [token for name in NAME.findall(text) for token in lexical_tokens([name])[0]], ids)
+        return self._share_holding(lexical_tokens([" ".join(NAME.findall(text))])[0], ids)
 
     def _share_holding(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray | None:
         """For each candidate, the share of ``words`` it holds, counting only words that
