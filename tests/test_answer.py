@@ -151,6 +151,20 @@ def test_charite_dates_conflict(real_searcher: Searcher) -> None:
 
 
 @pytest.mark.slow
+def test_a_date_a_section_after_the_matching_sentence_comes_first(
+    real_searcher: Searcher,
+) -> None:
+    # "KI has signed an MoU with Charite" is a section of one sentence; the date is in the
+    # next section ("…The collaboration was initiated in 2024.").
+    answer = answer_question(real_searcher, "and when was it signed?",
+                             history=["Does KI have an agreement with Charité?"])
+    assert not answer.abstained
+    assert "initiated in 2024" in answer.hits[0].text, [h.citation for h in answer.hits]
+    assert "signed a Memorandum of Understanding" in answer.hits[1].text
+    assert "2024" in (answer.best_sentence or "")
+
+
+@pytest.mark.slow
 def test_abstains_on_a_country_the_documents_never_mention(real_searcher: Searcher) -> None:
     answer = answer_question(real_searcher, "Who coordinates our collaboration with Japan?")
     assert answer.abstained and answer.best_sentence is None and answer.contacts == []

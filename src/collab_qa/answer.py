@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from collab_qa.chunking import Chunk, embedding_text, is_placeholder, is_plain_heading
+from collab_qa.chunking import embedding_text, is_placeholder, is_plain_heading
 from collab_qa.index import Index, fold_accents, lexical_tokens
 from collab_qa.search import Hit, Searcher, compose_query
 
@@ -588,13 +588,12 @@ def _same_document_passages(index: Index, hits: Sequence[Hit],
     """The other passages of the cited documents (a date is often a section away from the
     sentence that matched: "KI has signed an MoU…" / "…initiated in 2024")."""
     cited = {hit.chunk.id for hit in hits}
-    documents = list(dict.fromkeys(hit.doc_id for hit in hits))
-    chunks_of: dict[str, list[Chunk]] = {}
-    for chunk in index.chunks:
-        if chunk.doc_id in documents and chunk.id not in cited:
-            chunks_of.setdefault(chunk.doc_id, []).append(chunk)
-    return [Hit(chunk, index.title_of(doc), 0.0, 0.0, 0.0)
-            for doc in documents for chunk in chunks_of.get(doc, [])[:per_document]]
+    passages = []
+    for doc in dict.fromkeys(hit.doc_id for hit in hits):
+        others = [i for i in index.documents[doc].chunk_ids if i not in cited][:per_document]
+        passages += [Hit(index.chunk_by_id[i], index.title_of(doc), 0.0, 0.0, 0.0)
+                     for i in others]
+    return passages
 
 
 def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
@@ -837,6 +836,23 @@ def rerank_by_answer_type(question: str, hits: Sequence[Hit], window: int = 5,
     return [head[i] for i in order] + list(hits[window:])
 
 
+def with_next_passage(index: Index, question: str, hits: Sequence[Hit]) -> list[Hit]:
+    """When the top passage lacks what the question asks for and the passage right after it
+    in its document holds it, that passage comes second: a short section is often continued
+    by the next ("KI has signed an MoU with Charite." / "…The collaboration was initiated in
+    2024."). The list keeps its length."""
+    kinds = asked_types(question)
+    if not kinds or not hits or all(holds_type(hits[0].text, kind) for kind in kinds):
+        return list(hits)
+    top = hits[0]
+    following = index.chunk_by_id.get(f"{top.doc_id}#{top.chunk.ordinal + 1}")
+    if following is None or not all(holds_type(following.text, kind) for kind in kinds):
+        return list(hits)
+    rest = [hit for hit in hits[1:] if hit.chunk.id != following.id]
+    second = Hit(following, top.title, top.score, top.dense_score, top.lexical_score)
+    return [top, second, *rest][: len(hits)]
+
+
 # ---------------------------------------------------------------------------- answer
 
 
@@ -865,7 +881,8 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     stats = term_stats(searcher.index)
     # The signal reads the ranking as retrieved, before answer types reorder it.
     confidence, signals = confidence_signal(searcher, query, hits, stats, question)
-    hits = rerank_by_answer_type(question if not history else query, hits)
+    asked = question if not history else query
+    hits = rerank_by_answer_type(asked, with_next_passage(searcher.index, asked, hits))
     abstained = confidence < abstain_below
     asks_contact = asks_for_contact(question) or (
         len(question.split()) <= 8 and asks_for_contact(query))

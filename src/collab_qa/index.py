@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -210,6 +210,11 @@ class Index:
 
     def title_of(self, doc_id: str) -> str:
         return self.documents[doc_id].title
+
+    @cached_property
+    def chunk_by_id(self) -> dict[str, Chunk]:
+        """Every chunk by its id ("<doc_id>#<ordinal>")."""
+        return {chunk.id: chunk for chunk in self.chunks}
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
