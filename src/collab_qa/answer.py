@@ -778,7 +778,8 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
     total = sum(weights.values())
     unknown = (sum(w for t, w in weights.items() if not stats.known(t)) / total) if total else 0.0
     unknown_name = 1.0 if rests_on_unknown_name(query, stats) else 0.0
-    missing = 1.0 if missing_answer_type(question or query, hits) else 0.0
+    missing = 1.0 if missing_answer_type(question or query, with_next_passage(
+        searcher.index, question or query, hits)) else 0.0
     nobody = 1.0 if missing_person(question or query, hits) else 0.0
     placeholder = 1.0 if lexical_best is not None and _is_placeholder_passage(lexical_best) \
         else 0.0
