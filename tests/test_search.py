@@ -6,6 +6,7 @@ import pytest
 
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.errors import QuestionError
+from collab_qa.index import lexical_tokens
 from collab_qa.search import Searcher, compose_query, is_follow_up
 from tests.conftest import build
 
@@ -82,6 +83,13 @@ def test_accents_are_folded_in_documents_and_questions(tmp_path: Path,
     searcher = Searcher(build(corpus, tmp_path / "index", fake_embedder), fake_embedder)
     for question in ("Charité", "CHARITÉ", "charite", "Charité Berlin"):
         assert [h.doc_id for h in searcher.search(question, mode="lexical")] == ["germany.txt"]
+
+
+def test_small_numbers_are_one_word_in_either_language() -> None:
+    assert lexical_tokens(["Vilka fyra enheter?", "4 units", "four units"]) == [
+        ["four", "enhet"], ["four", "unit"], ["four", "unit"]]
+    # Digits that are part of something else stay as they are (a lone digit is no token).
+    assert lexical_tokens(["2.7 million in KM-4, 17 oktober"]) == [["million", "km", "17", "oktob"]]
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import unicodedata
@@ -45,7 +46,8 @@ from collab_qa.settings import Settings
 log = logging.getLogger(__name__)
 
 # 2: the lexical index folds accents ("Charité" and "Charite" are one word).
-FORMAT_VERSION = 2
+# 3: numbers are one word in either language ("fyra", "four" and "4").
+FORMAT_VERSION = 3
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -81,15 +83,32 @@ def fold_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# Numbers are one word whatever the language: "fyra" and "4" are indexed as "four" (one and
+# "en"/"ett" are left alone: "en" and "ett" are also articles, "sex" is not only six).
+_NUMBER_WORDS = dict(zip(
+    ("tva", "tre", "fyra", "fem", "sju", "atta", "nio", "tio", "elva", "tolv",
+     "2", "3", "4", "5", "6", "7", "8", "9"),
+    ("two", "three", "four", "five", "seven", "eight", "nine", "ten", "eleven", "twelve",
+     "two", "three", "four", "five", "six", "seven", "eight", "nine"), strict=True))
+# A word, or a lone digit (not part of "2.7", "KM-4" or a date).
+_NUMBER_WORD = re.compile(r"\b(?:tva|tre|fyra|fem|sju|atta|nio|tio|elva|tolv)\b"
+                          r"|(?<![\w.,-])[2-9](?![\w-]|[.,]\d)")
+
+
+def _common_numbers(text: str) -> str:
+    return _NUMBER_WORD.sub(lambda match: _NUMBER_WORDS[match.group()], text)
+
+
 def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, accent-folded, stop-word-free, English-stemmed word tokens for BM25.
 
     Folding is applied to documents and questions alike, so a document that writes "Charite"
-    is found for "Charité"; the stop words are folded the same way."""
+    is found for "Charité"; the stop words are folded the same way. Small numbers are
+    written as English words, so "fyra campus" and "4 units" match "four units"."""
     import bm25s
 
     tokenized = bm25s.tokenize(
-        [fold_accents(text) for text in texts],
+        [_common_numbers(fold_accents(text)) for text in texts],
         stopwords=list(_stopwords()),
         stemmer=_stemmer(),
         return_ids=False,
