@@ -7,9 +7,7 @@ missing these tests skip with the reason. Screenshots go to tests/artifacts/ (gi
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -22,13 +20,10 @@ import pytest
 from collab_qa.app import create_app
 from collab_qa.embedding import SentenceTransformerEmbedder
 from collab_qa.settings import Settings
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, record_and_dismiss
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path(os.environ.get("COLLAB_QA_CHROMIUM") or shutil.which("chromium")
-                or "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 BIOBANK = "who do I contact about biobank samples"
@@ -147,7 +142,7 @@ def test_follow_up_feedback_and_refresh(browser: Browser, server: str) -> None:
 def test_hostile_questions_are_shown_as_text(browser: Browser, server: str) -> None:
     page = new_page(browser)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("dialog", record_and_dismiss(dialogs))
     page.goto(server)
     hostile = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
     for question in hostile:

@@ -12,6 +12,7 @@ import pytest
 from collab_qa.errors import UserError
 from collab_qa.evaluate import (
     EvalFileError,
+    EvalQuestion,
     EvalReport,
     ExpectedAnswer,
     ModeResult,
@@ -139,7 +140,7 @@ def test_unknown_document_is_named(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the shipped set
 
 
-def shipped() -> list:  # type: ignore[type-arg]
+def shipped() -> list[EvalQuestion]:
     return load_questions(QUESTIONS, known_docs=[p.name for p in CORPUS.iterdir()])
 
 

@@ -46,7 +46,7 @@ def make_settings(root: Path) -> Settings:
     (root / "secret.txt").write_text(CANARY, encoding="utf-8")
     build_index(corpus, root / "index", FakeEmbedder(), ChunkerConfig())
     return Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data",
-                    admin_token="s3cret-token", _env_file=None)  # type: ignore[call-arg]
+                    admin_token="s3cret-token", _env_file=None)
 
 
 @pytest.fixture
@@ -302,7 +302,7 @@ def test_admin_routes_need_the_token_off_loopback(settings: Settings) -> None:
 
 
 def test_default_settings_bind_loopback_only() -> None:
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     assert defaults.host == "127.0.0.1"
     assert "0.0.0.0" not in defaults.trusted_hosts and "*" not in defaults.trusted_hosts
 

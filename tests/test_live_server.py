@@ -29,6 +29,7 @@ import pytest
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import SentenceTransformerEmbedder
 from collab_qa.index import LOCK_FILE, TMP_PREFIX, build_index, load_index
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, record_and_dismiss
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.slow
@@ -46,9 +47,6 @@ QUESTIONS = [
     "Cutcancer twinning project partners", "post doc agreements in Germany",
     "and their phone number?", IMG, SCRIPT + " zebrafish",
 ]
-CHROMIUM = Path(os.environ.get("COLLAB_QA_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def free_port() -> int:
@@ -181,8 +179,7 @@ def test_markup_never_runs_in_chromium(live: Live) -> None:
             for javascript in (True, False):
                 context = browser.new_context(java_script_enabled=javascript)
                 page = context.new_page()
-                page.on("dialog", lambda dialog: (dialogs.append(dialog.message),
-                                                  dialog.dismiss()))
+                page.on("dialog", record_and_dismiss(dialogs))
                 for question in (IMG + " zebrafish", SCRIPT + " zebrafish marker"):
                     page.goto(live.url + "/")
                     before = page.locator("article.turn").count()
