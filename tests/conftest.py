@@ -3,10 +3,13 @@ for the tests that matter (loaded once per session)."""
 
 from __future__ import annotations
 
+import builtins
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import Embedder, FakeEmbedder, SentenceTransformerEmbedder
-from collab_qa.index import Index, build_index, load_index
+from collab_qa.index import CURRENT_FILE, Index, build_index, current_version_dir, load_index
 from collab_qa.search import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +29,25 @@ CORPUS = ROOT / "corpus"
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files opened during the test, through open() or Path.open()."""
+    files: list[str] = []
+    real_open, real_path_open = builtins.open, Path.open
+
+    def spy_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        files.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def spy_path_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        files.append(str(self))
+        return real_path_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(Path, "open", spy_path_open)
+    return files
 
 
 @pytest.fixture
@@ -63,3 +85,56 @@ def real_searcher(
 ) -> Iterator[Searcher]:
     index = load_index(corpus_index_dir, expected_model_id=real_embedder.model_id)
     yield Searcher(index, real_embedder)
+
+
+def damage_index(index_dir: Path, damage: str) -> str:
+    """Break the live index one way; returns the file the message must name."""
+    version = current_version_dir(index_dir)
+    assert version is not None
+    manifest_path = version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if damage == "truncated faiss":
+        data = (version / "dense.faiss").read_bytes()
+        (version / "dense.faiss").write_bytes(data[: len(data) // 3])
+        return "dense.faiss"
+    if damage == "garbled faiss":
+        size = (version / "dense.faiss").stat().st_size
+        (version / "dense.faiss").write_bytes(bytes(range(256)) * (size // 256 + 1))
+        return "dense.faiss"
+    if damage == "missing faiss":
+        (version / "dense.faiss").unlink()
+        return "dense.faiss"
+    if damage == "wrong dimension":
+        manifest["model"]["dimension"] = 384
+    elif damage == "wrong model":
+        manifest["model"]["id"] = "some-other-model@123"
+    elif damage == "wrong counts":
+        manifest["totals"]["chunks"] -= 2
+    elif damage == "missing chunk store":
+        (version / "chunks.jsonl").unlink()
+        return "chunks.jsonl"
+    elif damage == "truncated vectors":
+        data = (version / "vectors.npy").read_bytes()
+        (version / "vectors.npy").write_bytes(data[: len(data) // 2])
+        return "vectors.npy"
+    elif damage == "missing bm25":
+        for file in (version / "bm25").iterdir():
+            file.unlink()
+        return "bm25"
+    elif damage == "garbled current":
+        (index_dir / CURRENT_FILE).write_text("\x00\x01garbage/..")
+        return CURRENT_FILE
+    elif damage == "current outside the index":
+        (index_dir / CURRENT_FILE).write_text("../../etc")
+        return CURRENT_FILE
+    elif damage == "garbled manifest":
+        manifest_path.write_text("{not json")
+        return "manifest.json"
+    manifest_path.write_text(json.dumps(manifest))
+    return {"wrong model": str(version.name), "wrong counts": "chunks.jsonl"}.get(
+        damage, "vectors.npy")
+
+
+DAMAGES = ["truncated faiss", "garbled faiss", "missing faiss", "wrong dimension", "wrong model",
+           "wrong counts", "missing chunk store", "truncated vectors", "missing bm25",
+           "garbled current", "current outside the index", "garbled manifest"]

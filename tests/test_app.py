@@ -192,15 +192,7 @@ def test_api_document_returns_text_and_chunks(client: TestClient) -> None:
     "collaboration-in-germany.txt%2f..",
 ])
 def test_unknown_document_ids_are_404(client: TestClient, doc_id: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[str] = []
-    real_open = Path.open
-
-    def spy(self: Path, *args: Any, **kwargs: Any) -> Any:
-        opened.append(str(self))
-        return real_open(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", spy)
+                                      opened: list[str]) -> None:
     api = client.get(f"/api/documents/{doc_id}")
     page = client.get(f"/documents/{doc_id}", headers={"accept": "text/html"})
     assert api.status_code == 404 and api.json()["detail"]

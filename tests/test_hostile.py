@@ -6,7 +6,6 @@ tests/test_live_server.py does the same against a real uvicorn server and Chromi
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
 import re
@@ -24,10 +23,10 @@ from collab_qa import cli
 from collab_qa.app import create_app
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
-from collab_qa.index import CURRENT_FILE, build_index, current_version_dir
+from collab_qa.index import build_index
 from collab_qa.security import docs_policy, host_allowed, script_hashes
 from collab_qa.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, DAMAGES, damage_index
 
 IMG = '"><img src=x onerror=alert(1)>'
 SCRIPT = "<script>alert(1)</script>"
@@ -221,16 +220,8 @@ TRAVERSALS = [
 
 @pytest.mark.parametrize("doc_id", TRAVERSALS)
 def test_traversal_document_ids_are_404_and_read_no_file(
-    client: TestClient, doc_id: str, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, doc_id: str, opened: list[str]
 ) -> None:
-    opened: list[str] = []
-    real_open = builtins.open
-
-    def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
-        opened.append(str(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", spy)
     for prefix in ("/api/documents/", "/documents/"):
         response = client.get(prefix + doc_id)
         assert response.status_code in (404, 400), (prefix, doc_id, response.status_code)
@@ -332,53 +323,6 @@ def test_serve_binds_loopback_with_limits(settings: Settings,
 
 
 # ---------------------------------------------------------------------------- corrupt index
-
-
-def damage_index(index_dir: Path, damage: str) -> str:
-    """Break the live index one way; returns the file the message must name."""
-    version = current_version_dir(index_dir)
-    assert version is not None
-    manifest_path = version / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    if damage == "truncated faiss":
-        data = (version / "dense.faiss").read_bytes()
-        (version / "dense.faiss").write_bytes(data[: len(data) // 3])
-        return "dense.faiss"
-    if damage == "garbled faiss":
-        size = (version / "dense.faiss").stat().st_size
-        (version / "dense.faiss").write_bytes(bytes(range(256)) * (size // 256 + 1))
-        return "dense.faiss"
-    if damage == "missing faiss":
-        (version / "dense.faiss").unlink()
-        return "dense.faiss"
-    if damage == "wrong dimension":
-        manifest["model"]["dimension"] = 384
-    elif damage == "wrong model":
-        manifest["model"]["id"] = "some-other-model@123"
-    elif damage == "wrong counts":
-        manifest["totals"]["chunks"] -= 2
-    elif damage == "missing chunk store":
-        (version / "chunks.jsonl").unlink()
-        return "chunks.jsonl"
-    elif damage == "truncated vectors":
-        data = (version / "vectors.npy").read_bytes()
-        (version / "vectors.npy").write_bytes(data[: len(data) // 2])
-        return "vectors.npy"
-    elif damage == "missing bm25":
-        for file in (version / "bm25").iterdir():
-            file.unlink()
-        return "bm25"
-    elif damage == "garbled current":
-        (index_dir / CURRENT_FILE).write_text("\x00\x01garbage/..")
-        return CURRENT_FILE
-    manifest_path.write_text(json.dumps(manifest))
-    return {"wrong model": str(version.name), "wrong counts": "chunks.jsonl"}.get(
-        damage, "vectors.npy")
-
-
-DAMAGES = ["truncated faiss", "garbled faiss", "missing faiss", "wrong dimension", "wrong model",
-           "wrong counts", "missing chunk store", "truncated vectors", "missing bm25",
-           "garbled current"]
 
 
 @pytest.mark.parametrize("damage", DAMAGES)

@@ -20,7 +20,7 @@ from collab_qa.index import (
     make_vector_index,
 )
 from collab_qa.search import Searcher
-from tests.conftest import build
+from tests.conftest import DAMAGES, build, damage_index
 
 
 def test_build_writes_a_versioned_index(tmp_corpus: Path, tmp_path: Path,
@@ -127,35 +127,16 @@ def test_a_second_build_waits_for_the_lock(tmp_corpus: Path, tmp_path: Path,
     assert not (index_dir / CURRENT_FILE).exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate_faiss", "wrong_dimension", "wrong_count",
-                                    "missing_chunks", "garbled_manifest", "garbled_current"])
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_corrupt_index_is_refused_with_the_file_and_the_fix(
     damage: str, tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
     index_dir = tmp_path / "index"
     build(tmp_corpus, index_dir, fake_embedder)
-    version = current_version_dir(index_dir)
-    assert version is not None
-    manifest_path = version / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    if damage == "truncate_faiss":
-        data = (version / "dense.faiss").read_bytes()
-        (version / "dense.faiss").write_bytes(data[: len(data) // 2])
-    elif damage == "wrong_dimension":
-        manifest["model"]["dimension"] = 384
-        manifest_path.write_text(json.dumps(manifest))
-    elif damage == "wrong_count":
-        manifest["totals"]["chunks"] += 1
-        manifest_path.write_text(json.dumps(manifest))
-    elif damage == "missing_chunks":
-        (version / "chunks.jsonl").unlink()
-    elif damage == "garbled_manifest":
-        manifest_path.write_text("{not json")
-    else:
-        (index_dir / CURRENT_FILE).write_text("../../etc")
+    named = damage_index(index_dir, damage)
     with pytest.raises(IndexLoadError) as caught:
-        load_index(index_dir)
-    assert "collab-qa index --full" in str(caught.value)
+        load_index(index_dir, expected_model_id=fake_embedder.model_id)
+    assert named in str(caught.value) and "collab-qa index --full" in str(caught.value)
 
 
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
