@@ -1,5 +1,6 @@
 """Shared fixtures: a fake embedder for fast tests, the real model and the real corpus index
-for the tests that matter (loaded once per session)."""
+for the tests that matter (loaded once per session), a spy on opened files, and the ways to
+damage a built index."""
 
 from __future__ import annotations
 
