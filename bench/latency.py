@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     searcher = open_searcher(settings, embedder)
     result: dict[str, Any] = {"questions": source, "question_count": len(questions),
                               "chunks": len(searcher.index.chunks),
-                              "dense_index": type(searcher.index.dense).__name__}
+                              "dense_index": searcher.index.manifest.get("dense_index", "")}
     if args.tiny:
         args.requests, args.throughput_requests, args.seconds = 20, 20, 5.0
     result["in_process"] = in_process(searcher, questions, args.requests, args.clients,

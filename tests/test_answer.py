@@ -15,7 +15,6 @@ from collab_qa.answer import (
     rerank_by_answer_type,
     rests_on_unknown_name,
     sentence_spans,
-    term_stats,
 )
 from collab_qa.chunking import Chunk
 from collab_qa.search import Hit, Searcher
@@ -175,7 +174,7 @@ def test_abstains_on_a_country_the_documents_never_mention(real_searcher: Search
 
 @pytest.mark.slow
 def test_one_known_name_of_alternatives_is_enough(real_searcher: Searcher) -> None:
-    stats = term_stats(real_searcher.index)
+    stats = real_searcher.index.term_stats
     assert rests_on_unknown_name("Do we have a partner in Budapest?", stats)
     assert not rests_on_unknown_name("A partner in Budapest or elsewhere in Hungary?", stats)
     assert rests_on_unknown_name("Do we work with Japan or China?", stats)

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import re
 import time
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
+from collab_qa.analysis import TermStats, content_tokens, fold_accents, text_tokens
 from collab_qa.chunking import embedding_text, is_placeholder, is_plain_heading
-from collab_qa.index import Index, fold_accents, lexical_tokens
 from collab_qa.search import Hit, Searcher, compose_query
+from collab_qa.store import IndexStore as Index
 
 # Calibrated on the dev split with evaluate.calibrate_threshold (eval/README.md): the
 # highest threshold that abstains on at most 3 % of the answerable dev questions, minus a
@@ -203,109 +202,12 @@ class Answer:
 # ---------------------------------------------------------------------------- word statistics
 
 
-@dataclass
-class _TermStats:
-    idf: dict[str, float]
-    unknown_idf: float
-    chunk_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
-    near: dict[str, bool] = field(default_factory=dict)
-    by_prefix: dict[str, list[str]] = field(default_factory=dict)
-    size: int = 0
-
-    def idf_of_share(self, share: float) -> float:
-        """The IDF of a word found in ``share`` of the passages."""
-        df = share * self.size
-        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
-
-    def known(self, token: str, min_typo_length: int = 4) -> bool:
-        """Whether the index holds the word or one a typo away ("agreemnt", "cordin").
-
-        Words shorter than ``min_typo_length`` must match exactly."""
-        if token in self.idf:
-            return True
-        if len(token) < min_typo_length:
-            return False
-        if token not in self.near:
-            limit = 1 if len(token) <= 6 else 2
-            if not self.by_prefix:
-                for word in self.idf:
-                    self.by_prefix.setdefault(word[:1], []).append(word)
-            # Typos rarely hit the first letter; comparing within it keeps this fast.
-            self.near[token] = len(token) >= 4 and any(
-                abs(len(word) - len(token)) <= limit and _within(token, word, limit)
-                for word in self.by_prefix.get(token[:1], ()))
-        return self.near[token]
-
-
-# Question words carry no topic; bm25s' stop-word lists keep some of them.
-_QUESTION_WORDS = frozenset((
-    "who", "whom", "whose", "what", "when", "where", "which", "why", "how", "our", "we", "us",
-    "you", "your", "i", "me", "my", "do", "doe", "does", "can", "could", "would", "should",
-    "get", "tell", "know", "want", "need", "there", "here", "anyon", "anyth", "someth", "vem",
-    "vad", "när", "var", "vilk", "vilket", "vilka", "hur", "finn", "kan", "jag", "vi", "oss",
-))
-
-
-def _within(first: str, second: str, limit: int) -> bool:
-    """Levenshtein distance of two words is at most ``limit`` (early exit)."""
-    previous = list(range(len(second) + 1))
-    for i, a in enumerate(first, 1):
-        current = [i]
-        for j, b in enumerate(second, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
-        if min(current) > limit:
-            return False
-        previous = current
-    return previous[-1] <= limit
-
-
-_STATS: dict[tuple[int, str], _TermStats] = {}
-
-
-def _tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Stemmed content words of each text, accents folded (one tokenizer call for all)."""
-    return [[t for t in tokens if t not in _QUESTION_WORDS]
-            for tokens in lexical_tokens(texts)]
-
-
-@lru_cache(maxsize=4096)
-def _text_tokens(text: str) -> tuple[str, ...]:
-    """``_tokens`` of one short text (a question, a word), cached."""
-    return tuple(_tokens([text])[0])
-
-
-def term_stats(index: Index) -> _TermStats:
-    """IDF of every indexed word (over chunks, accents folded), computed once per index."""
-    key = (id(index), index.version)
-    stats = _STATS.get(key)
-    if stats is None:
-        texts = [embedding_text(index.title_of(c.doc_id), c) for c in index.chunks]
-        df: dict[str, int] = {}
-        chunk_tokens = {}
-        for chunk, tokens in zip(index.chunks, _tokens(texts), strict=True):
-            unique = frozenset(tokens)
-            chunk_tokens[chunk.id] = unique
-            for token in unique:
-                df[token] = df.get(token, 0) + 1
-        n = max(len(texts), 1)
-        stats = _TermStats({t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()},
-                           math.log(1 + (n + 0.5) / 0.5), chunk_tokens, size=n)
-        if len(_STATS) >= 4:
-            _STATS.pop(next(iter(_STATS)))
-        _STATS[key] = stats
-    return stats
-
-
-def _passage_tokens(hit: Hit, stats: _TermStats) -> frozenset[str]:
+def _passage_tokens(hit: Hit, stats: TermStats) -> frozenset[str]:
     """The content words of a passage with its title and headings."""
     tokens = stats.chunk_tokens.get(hit.chunk.id)
     if tokens is None:
-        tokens = frozenset(_tokens([embedding_text(hit.title, hit.chunk)])[0])
+        tokens = frozenset(content_tokens([embedding_text(hit.title, hit.chunk)])[0])
     return tokens
-
-
-def _weights(tokens: Sequence[str], stats: _TermStats) -> dict[str, float]:
-    return {t: stats.idf.get(t, stats.unknown_idf) for t in set(tokens)}
 
 
 def coverage(query_weights: dict[str, float], tokens: Set[str]) -> float:
@@ -378,18 +280,18 @@ def _sentence_bonus(sentence: str, question: str) -> float:
 
 
 def _sentence_weights(query: str, question: str, hit: Hit,
-                      stats: _TermStats) -> dict[str, float]:
+                      stats: TermStats) -> dict[str, float]:
     """Query word weights for choosing a sentence inside one passage: words of the question
     itself count double those of the conversation before it, and words of the passage's own
     title and headings count little (every sentence under them is about them)."""
-    weights = _weights(_text_tokens(query), stats)
-    own = set(_text_tokens(question))
-    context = set(_text_tokens(" ".join((hit.title, *hit.chunk.heading_path))))
+    weights = stats.weights(text_tokens(query))
+    own = set(text_tokens(question))
+    context = set(text_tokens(" ".join((hit.title, *hit.chunk.heading_path))))
     return {t: w * (2.0 if t in own else 1.0) * (0.3 if t in context else 1.0)
             for t, w in weights.items()}
 
 
-def best_sentence(query: str, hit: Hit, stats: _TermStats,
+def best_sentence(query: str, hit: Hit, stats: TermStats,
                   question: str | None = None) -> tuple[str, tuple[int, int]]:
     """The sentence of ``hit`` that answers best (no model call).
 
@@ -412,7 +314,7 @@ def best_sentence(query: str, hit: Hit, stats: _TermStats,
     sentences = [text[a:b] for a, b in body]
     weights = _sentence_weights(query, question, hit, stats)
     scores = [coverage(weights, set(tokens)) + _sentence_bonus(sentence, question)
-              for sentence, tokens in zip(sentences, _tokens(sentences), strict=True)]
+              for sentence, tokens in zip(sentences, content_tokens(sentences), strict=True)]
     a, b = body[int(np.argmax(scores))]
     return text[a:b], (hit.chunk.start + a, hit.chunk.start + b)
 
@@ -591,13 +493,13 @@ def _same_document_passages(index: Index, hits: Sequence[Hit],
     passages = []
     for doc in dict.fromkeys(hit.doc_id for hit in hits):
         others = [i for i in index.documents[doc].chunk_ids if i not in cited][:per_document]
-        passages += [Hit(index.chunk_by_id[i], index.title_of(doc), 0.0, 0.0, 0.0)
-                     for i in others]
+        passages += [Hit(chunk, index.title_of(doc), 0.0, 0.0, 0.0)
+                     for chunk in map(index.chunk_by_id, others) if chunk is not None]
     return passages
 
 
 def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
-                   stats: _TermStats) -> tuple[list[Conflict], list[Hit]]:
+                   stats: TermStats) -> tuple[list[Conflict], list[Hit]]:
     """Dated statements from different documents about the same subject that disagree.
 
     "The same subject" means both passages (with their title and headings) contain a word
@@ -610,7 +512,7 @@ def find_conflicts(index: Index, hits: Sequence[Hit], query: str,
         The conflicts, and the passages they quote that were not among ``hits`` (to be
         cited as well).
     """
-    query_weights = _weights(_text_tokens(query), stats)
+    query_weights = stats.weights(text_tokens(query))
     if not query_weights:
         return [], []
     rare = {t for t, w in query_weights.items()
@@ -708,7 +610,7 @@ def missing_person(question: str, hits: Sequence[Hit], passages: int = 2) -> boo
         contact.role for contact in extract_contacts(hits[:passages], people=True))
 
 
-def rests_on_unknown_name(query: str, stats: _TermStats) -> bool:
+def rests_on_unknown_name(query: str, stats: TermStats) -> bool:
     """Whether the question rests on a name no passage contains ("Japan", "Tokyo").
 
     Names offered as alternatives ("in Budapest or elsewhere in Hungary") need only one of
@@ -717,14 +619,14 @@ def rests_on_unknown_name(query: str, stats: _TermStats) -> bool:
     alternatives: dict[int, list[str]] = {}
     for match in _ENTITY.finditer(query):
         part = bisect.bisect(cuts, match.start())
-        alternatives.setdefault(part, []).extend(_text_tokens(match.group()))
+        alternatives.setdefault(part, []).extend(text_tokens(match.group()))
     named = [tokens for tokens in alternatives.values() if tokens]
     return bool(named) and all(any(not stats.known(t, min_typo_length=6) for t in tokens)
                                for tokens in named)
 
 
 def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
-                      stats: _TermStats, question: str = "") -> tuple[float, dict[str, float]]:
+                      stats: TermStats, question: str = "") -> tuple[float, dict[str, float]]:
     """How strongly the index answers the query, from eight signals:
 
     - ``dense``: cosine of the query with the best passage of the whole index;
@@ -754,15 +656,10 @@ def confidence_signal(searcher: Searcher, query: str, hits: Sequence[Hit],
     The same signal is computed whatever the search mode, so one threshold serves all.
     """
     query_vector = searcher.embedder.encode_query(query)
-    vectors = searcher.index.vectors
-    if len(vectors) <= 20_000:
-        sims = np.asarray(vectors @ query_vector, dtype=np.float32)
-        dense_best = int(np.argmax(sims)) if len(sims) else -1
-        dense = float(sims[dense_best]) if len(sims) else 0.0
-    else:
-        scores, ids = searcher.index.dense.search(query_vector[None, :], 1)
-        dense_best, dense = int(ids[0][0]), float(scores[0][0])
-    weights = _weights(_text_tokens(query), stats)
+    best_ids, best_scores = searcher.index.dense_search(query_vector, 1)
+    dense_best = int(best_ids[0]) if len(best_ids) else -1
+    dense = float(best_scores[0]) if len(best_ids) else 0.0
+    weights = stats.weights(text_tokens(query))
     lexical, lexical_best = 0.0, None
     for hit in hits[:5]:
         value = coverage(weights, _passage_tokens(hit, stats))
@@ -846,7 +743,7 @@ def with_next_passage(index: Index, question: str, hits: Sequence[Hit]) -> list[
     if not kinds or not hits or all(holds_type(hits[0].text, kind) for kind in kinds):
         return list(hits)
     top = hits[0]
-    following = index.chunk_by_id.get(f"{top.doc_id}#{top.chunk.ordinal + 1}")
+    following = index.chunk_by_id(f"{top.doc_id}#{top.chunk.ordinal + 1}")
     if following is None or not all(holds_type(following.text, kind) for kind in kinds):
         return list(hits)
     rest = [hit for hit in hits[1:] if hit.chunk.id != following.id]
@@ -879,7 +776,7 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     if not hits:
         return Answer(question=question, query=query, abstained=True, best_sentence=None,
                       best_span=None, hits=[], took_ms=(time.perf_counter() - started) * 1000)
-    stats = term_stats(searcher.index)
+    stats = searcher.index.term_stats
     # The signal reads the ranking as retrieved, before answer types reorder it.
     confidence, signals = confidence_signal(searcher, query, hits, stats, question)
     asked = question if not history else query

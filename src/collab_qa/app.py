@@ -147,7 +147,7 @@ class LiveIndex:
                     raise IndexLoadError(
                         f"No index in {self.settings.index_dir}; build it with `collab-qa index`."
                     )
-                if loaded is not None and live.name == loaded.searcher.index.path.name:
+                if loaded is not None and live.name == loaded.searcher.index.version:
                     self._signature = signature
                     return
                 fresh = self._load()

@@ -20,16 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,11 +35,13 @@ import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
+from collab_qa.analysis import TermStats, lexical_tokens
 from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_text
 from collab_qa.documents import Document, SkippedFile, load_corpus
 from collab_qa.embedding import Embedder
 from collab_qa.errors import BuildLockedError, IndexLoadError, UserError
 from collab_qa.settings import Settings
+from collab_qa.store import DocumentRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,61 +61,6 @@ REBUILD_HINT = "rebuild it with `collab-qa index --full`"
 
 
 # ---------------------------------------------------------------------------- lexical
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_SWEDISH
-
-    return frozenset(fold_accents(word) for word in (*STOPWORDS_EN, *STOPWORDS_SWEDISH))
-
-
-def fold_accents(text: str) -> str:
-    """Lower case without accents: "Charité" and "Charite", "Rydén" and "Ryden" are one word."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-# Numbers are one word whatever the language: "fyra" and "4" are indexed as "four" ("one",
-# "en" and "ett" are left alone, the last two being articles too; so is "sex").
-_NUMBER_WORDS = {
-    "tva": "two", "tre": "three", "fyra": "four", "fem": "five", "sju": "seven",
-    "atta": "eight", "nio": "nine", "tio": "ten", "elva": "eleven", "tolv": "twelve",
-    "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
-    "8": "eight", "9": "nine",
-}
-# A word, or a lone digit (not part of "2.7", "KM-4" or a date).
-_NUMBER_WORD = re.compile(r"\b(?:tva|tre|fyra|fem|sju|atta|nio|tio|elva|tolv)\b"
-                          r"|(?<![\w.,-])[2-9](?![\w-]|[.,]\d)")
-
-
-def _common_numbers(text: str) -> str:
-    return _NUMBER_WORD.sub(lambda match: _NUMBER_WORDS[match.group()], text)
-
-
-def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, accent-folded, stop-word-free, English-stemmed word tokens for BM25.
-
-    Folding is applied to documents and questions alike, so a document that writes "Charite"
-    is found for "Charité"; the stop words are folded the same way. Small numbers are
-    written as English words, so "fyra campus" and "4 units" match "four units"."""
-    import bm25s
-
-    tokenized = bm25s.tokenize(
-        [_common_numbers(fold_accents(text)) for text in texts],
-        stopwords=list(_stopwords()),
-        stemmer=_stemmer(),
-        return_ids=False,
-        show_progress=False,
-    )
-    return [list(tokens) for tokens in tokenized]
 
 
 class LexicalIndex:
@@ -196,18 +141,6 @@ def make_vector_index(vectors: np.ndarray, approximate_threshold: int) -> faiss.
 # ---------------------------------------------------------------------------- loaded index
 
 
-@dataclass(frozen=True)
-class DocumentRecord:
-    """What the index keeps of a document."""
-
-    id: str
-    title: str
-    text: str
-    sha256: str
-    format: str
-    chunk_ids: tuple[str, ...]
-
-
 @dataclass
 class Index:
     """A loaded, validated index version."""
@@ -232,9 +165,34 @@ class Index:
         return self.documents[doc_id].title
 
     @cached_property
-    def chunk_by_id(self) -> dict[str, Chunk]:
-        """Every chunk by its id ("<doc_id>#<ordinal>")."""
+    def _chunks_by_id(self) -> dict[str, Chunk]:
         return {chunk.id: chunk for chunk in self.chunks}
+
+    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
+        return self._chunks_by_id.get(chunk_id)
+
+    @cached_property
+    def term_stats(self) -> TermStats:
+        return TermStats.from_passages(
+            (c.id, embedding_text(self.title_of(c.doc_id), c)) for c in self.chunks)
+
+    def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.dense.search(vector[None, :], k)
+        keep = ids[0] >= 0
+        return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+    def dense_scores(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        return np.asarray(self.vectors[positions] @ vector, dtype=np.float32)
+
+    def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.lexical.scores(query)
+        total = len(scores)
+        top = np.argpartition(-scores, k - 1)[:k] if k < total else np.arange(total)
+        top = top[scores[top] > 0]
+        return top.astype(np.int64), scores[top]
+
+    def lexical_scores(self, query: str, positions: np.ndarray) -> np.ndarray:
+        return self.lexical.scores(query)[positions]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

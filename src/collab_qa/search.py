@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collab_qa.analysis import lexical_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder
 from collab_qa.errors import QuestionError
-from collab_qa.index import Index, lexical_tokens, load_index
+from collab_qa.index import load_index
 from collab_qa.settings import SearchMode, Settings
+from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 
@@ -106,7 +108,7 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 class Searcher:
     """Searches one loaded index with one embedder; both are loaded once by the caller."""
 
-    def __init__(self, index: Index, embedder: Embedder, *, dense_weight: float = 0.5,
+    def __init__(self, index: IndexStore, embedder: Embedder, *, dense_weight: float = 0.5,
                  max_question_chars: int = 1000, max_k: int = 50) -> None:
         self.index = index
         self.embedder = embedder
@@ -151,22 +153,17 @@ class Searcher:
         pool = min(total, max(4 * k, 40))
         candidates: set[int] = set()
         query_vector: np.ndarray | None = None
-        lexical_all: np.ndarray | None = None
         if mode in ("hybrid", "dense"):
             query_vector = self.embedder.encode_query(query)
-            _, ids = self.index.dense.search(query_vector[None, :], pool)
-            candidates.update(int(i) for i in ids[0] if i >= 0)
+            candidates.update(int(i) for i in self.index.dense_search(query_vector, pool)[0])
         if mode in ("hybrid", "lexical"):
-            lexical_all = self.index.lexical.scores(query)
-            top = np.argpartition(-lexical_all, pool - 1)[:pool] if pool < total else \
-                np.arange(total)
-            candidates.update(int(i) for i in top if lexical_all[i] > 0)
+            candidates.update(int(i) for i in self.index.lexical_search(query, pool)[0])
         if not candidates:
             return []
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
-        dense = (np.asarray(self.index.vectors[ids] @ query_vector, dtype=np.float32)
+        dense = (self.index.dense_scores(query_vector, ids)
                  if query_vector is not None else np.zeros(len(ids), dtype=np.float32))
-        lexical = (lexical_all[ids] if lexical_all is not None
+        lexical = (self.index.lexical_scores(query, ids) if mode != "dense"
                    else np.zeros(len(ids), dtype=np.float32))
         if mode == "dense":
             scores = dense
@@ -223,8 +220,8 @@ class Searcher:
     def _share_holding(self, words: Sequence[str], ids: np.ndarray) -> np.ndarray | None:
         """For each candidate, the share of ``words`` it holds, counting only words that
         occur somewhere in the index; None when none does."""
-        present = [scores[ids] > 0 for scores in map(self.index.lexical.scores,
-                                                       dict.fromkeys(words)) if scores.any()]
+        present = [self.index.lexical_scores(word, ids) > 0 for word in dict.fromkeys(words)
+                   if self.index.lexical_search(word, 1)[0].size]
         return np.mean(present, axis=0).astype(np.float32) if present else None
 
     def _new_subject_share(self, question: str, history: Sequence[str],

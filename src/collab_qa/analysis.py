@@ -1,0 +1,165 @@
+"""The one text analyser: accent folding, stop words, number words, stemming and word
+statistics, used alike by the index (BM25) and by the answer (coverage, typos, IDF)."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_SWEDISH
+
+    return frozenset(fold_accents(word) for word in (*STOPWORDS_EN, *STOPWORDS_SWEDISH))
+
+
+def fold_accents(text: str) -> str:
+    """Lower case without accents: "Café" and "Cafe" are one word."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# Numbers are one word whatever the language: "fyra" and "4" are indexed as "four" ("one",
+# "en" and "ett" are left alone, the last two being articles too; so is "sex").
+_NUMBER_WORDS = {
+    "tva": "two", "tre": "three", "fyra": "four", "fem": "five", "sju": "seven",
+    "atta": "eight", "nio": "nine", "tio": "ten", "elva": "eleven", "tolv": "twelve",
+    "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
+    "8": "eight", "9": "nine",
+}
+# A word, or a lone digit (not part of "2.7", "KM-4" or a date).
+_NUMBER_WORD = re.compile(r"\b(?:tva|tre|fyra|fem|sju|atta|nio|tio|elva|tolv)\b"
+                          r"|(?<![\w.,-])[2-9](?![\w-]|[.,]\d)")
+
+
+def _common_numbers(text: str) -> str:
+    return _NUMBER_WORD.sub(lambda match: _NUMBER_WORDS[match.group()], text)
+
+
+def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, accent-folded, stop-word-free, English-stemmed word tokens for BM25.
+
+    Folding is applied to documents and questions alike, so a document that writes "Cafe"
+    is found for "Café"; the stop words are folded the same way. Small numbers are written
+    as English words, so "fyra campus" and "4 units" match "four units"."""
+    import bm25s
+
+    tokenized = bm25s.tokenize(
+        [_common_numbers(fold_accents(text)) for text in texts],
+        stopwords=list(_stopwords()),
+        stemmer=_stemmer(),
+        return_ids=False,
+        show_progress=False,
+    )
+    return [list(tokens) for tokens in tokenized]
+
+
+# Question words carry no topic; bm25s' stop-word lists keep some of them.
+QUESTION_WORDS = frozenset((
+    "who", "whom", "whose", "what", "when", "where", "which", "why", "how", "our", "we", "us",
+    "you", "your", "i", "me", "my", "do", "doe", "does", "can", "could", "would", "should",
+    "get", "tell", "know", "want", "need", "there", "here", "anyon", "anyth", "someth", "vem",
+    "vad", "när", "var", "vilk", "vilket", "vilka", "hur", "finn", "kan", "jag", "vi", "oss",
+))
+
+
+def content_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Stemmed content words of each text, accents folded (one tokenizer call for all)."""
+    return [[t for t in tokens if t not in QUESTION_WORDS]
+            for tokens in lexical_tokens(texts)]
+
+
+@lru_cache(maxsize=4096)
+def text_tokens(text: str) -> tuple[str, ...]:
+    """``content_tokens`` of one short text (a question, a word), cached."""
+    return tuple(content_tokens([text])[0])
+
+
+def within_edits(first: str, second: str, limit: int) -> bool:
+    """Levenshtein distance of two words is at most ``limit`` (early exit)."""
+    previous = list(range(len(second) + 1))
+    for i, a in enumerate(first, 1):
+        current = [i]
+        for j, b in enumerate(second, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        if min(current) > limit:
+            return False
+        previous = current
+    return previous[-1] <= limit
+
+
+@dataclass
+class TermStats:
+    """Word statistics of one index: the IDF of every content word over its passages, and
+    each passage's content words. A store computes them once, when it loads."""
+
+    idf: dict[str, float]
+    unknown_idf: float
+    chunk_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    near: dict[str, bool] = field(default_factory=dict)
+    by_prefix: dict[str, list[str]] = field(default_factory=dict)
+    size: int = 0
+
+    @classmethod
+    def from_passages(cls, passages: Iterable[tuple[str, str]]) -> TermStats:
+        """Statistics of ``(chunk_id, text)`` pairs, the text being what BM25 indexes."""
+        pairs = list(passages)
+        df: dict[str, int] = {}
+        chunk_tokens = {}
+        for (chunk_id, _), tokens in zip(pairs, content_tokens([t for _, t in pairs]),
+                                         strict=True):
+            unique = frozenset(tokens)
+            chunk_tokens[chunk_id] = unique
+            for token in unique:
+                df[token] = df.get(token, 0) + 1
+        return cls.from_document_frequencies(df, max(len(pairs), 1), chunk_tokens)
+
+    @classmethod
+    def from_document_frequencies(cls, df: dict[str, int], size: int,
+                                  chunk_tokens: dict[str, frozenset[str]] | None = None,
+                                  ) -> TermStats:
+        """Statistics from the number of passages holding each word, out of ``size``."""
+        n = max(size, 1)
+        return cls({t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()},
+                   math.log(1 + (n + 0.5) / 0.5), chunk_tokens or {}, size=n)
+
+    def idf_of_share(self, share: float) -> float:
+        """The IDF of a word found in ``share`` of the passages."""
+        df = share * self.size
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+
+    def weights(self, tokens: Iterable[str]) -> dict[str, float]:
+        """The IDF of each distinct token (unknown words weigh the most)."""
+        return {t: self.idf.get(t, self.unknown_idf) for t in set(tokens)}
+
+    def known(self, token: str, min_typo_length: int = 4) -> bool:
+        """Whether the index holds the word or one a typo away ("agreemnt", "cordin").
+
+        Words shorter than ``min_typo_length`` must match exactly."""
+        if token in self.idf:
+            return True
+        if len(token) < min_typo_length:
+            return False
+        if token not in self.near:
+            limit = 1 if len(token) <= 6 else 2
+            if not self.by_prefix:
+                for word in self.idf:
+                    self.by_prefix.setdefault(word[:1], []).append(word)
+            # Typos rarely hit the first letter; comparing within it keeps this fast.
+            self.near[token] = len(token) >= 4 and any(
+                abs(len(word) - len(token)) <= limit and within_edits(token, word, limit)
+                for word in self.by_prefix.get(token[:1], ()))
+        return self.near[token]
