@@ -109,7 +109,7 @@ def make_dense(kind: str, vectors: np.ndarray) -> Any:
     """One dense index of the given kind, built over ``vectors``."""
     import faiss
 
-    from collab_qa import index as product
+    from collab_qa.store import local as product
 
     n = len(vectors)
     index: Any
@@ -146,7 +146,7 @@ def set_parameter(index: Any, kind: str, value: int) -> None:
 
 def step_data(size: int, queries: int) -> dict[str, Any]:
     from bench.common import peak_rss_mb
-    from collab_qa.index import LexicalIndex
+    from collab_qa.store.local import LexicalIndex
 
     result = make_data(size, queries)
     out = folder(size)
@@ -200,8 +200,9 @@ def step_query(size: int, kind: str, queries: int) -> dict[str, Any]:
 
     from bench.common import peak_rss_mb, rss_mb
     from collab_qa.chunking import Chunk
-    from collab_qa.index import DocumentRecord, Index, LexicalIndex
     from collab_qa.search import Searcher
+    from collab_qa.store import DocumentRecord
+    from collab_qa.store.local import LexicalIndex, LocalStore
 
     faiss.omp_set_num_threads(1)  # one query at a time, as a request would
     out = folder(size)
@@ -219,7 +220,7 @@ def step_query(size: int, kind: str, queries: int) -> dict[str, Any]:
     documents = {f"doc{d}": DocumentRecord(f"doc{d}", f"Document {d}", "", "", "txt", ())
                  for d in range((size + 99) // 100)}
     load_seconds = time.perf_counter() - started
-    index = Index(out, {"version": f"scale-{size}", "model": {"id": "synthetic"}}, documents,
+    index = LocalStore(out, {"version": f"scale-{size}", "model": {"id": "synthetic"}}, documents,
                   chunks, vectors, dense, lexical)
     query_vectors = np.load(out / "queries.npy")
     query_texts = json.loads((out / "query_texts.json").read_text(encoding="utf-8"))

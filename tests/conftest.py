@@ -20,8 +20,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import Embedder, FakeEmbedder, SentenceTransformerEmbedder
-from collab_qa.index import CURRENT_FILE, Index, build_index, current_version_dir, load_index
+from collab_qa.index import CURRENT_FILE, build_index, current_version_dir, load_index
 from collab_qa.search import Searcher
+from collab_qa.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -59,7 +60,7 @@ def tmp_corpus(tmp_path: Path) -> Path:
     return corpus
 
 
-def build(corpus: Path, index_dir: Path, embedder: Embedder, **kwargs: object) -> Index:
+def build(corpus: Path, index_dir: Path, embedder: Embedder, **kwargs: object) -> LocalStore:
     build_index(corpus, index_dir, embedder, ChunkerConfig(), **kwargs)  # type: ignore[arg-type]
     return load_index(index_dir, expected_model_id=embedder.model_id)
 

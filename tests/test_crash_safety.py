@@ -28,8 +28,9 @@ import pytest
 
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import Embedder, FakeEmbedder
-from collab_qa.index import CURRENT_FILE, LOCK_FILE, TMP_PREFIX, Index, build_index, load_index
+from collab_qa.index import CURRENT_FILE, LOCK_FILE, TMP_PREFIX, build_index, load_index
 from collab_qa.search import Searcher
+from collab_qa.store.local import LocalStore
 from tests.conftest import CORPUS, ROOT
 
 RANDOM_TRIALS = 24
@@ -70,7 +71,7 @@ class State:
     top_hits: list[str]
 
     @classmethod
-    def of(cls, index: Index, embedder: Embedder) -> State:
+    def of(cls, index: LocalStore, embedder: Embedder) -> State:
         hits = Searcher(index, embedder).search("agreement contact biobank", k=3)
         return cls({d.id: d.sha256 for d in index.documents.values()},
                    [(c.doc_id, c.text) for c in index.chunks], np.asarray(index.vectors),
@@ -341,8 +342,8 @@ def test_a_failed_write_leaves_the_old_index_and_says_why(
     """Disk full (ENOSPC) at any write step: a sentence, no leftovers, the old index live."""
     import errno
 
-    from collab_qa import index as index_module
     from collab_qa.errors import UserError
+    from collab_qa.store import local_build as index_module
 
     corpus, index_dir, _ = fresh_trial(states, f"enospc-{failing}", "edit")
     module_name, name = failing.split(".")

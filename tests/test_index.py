@@ -17,9 +17,9 @@ from collab_qa.index import (
     build_index,
     current_version_dir,
     load_index,
-    make_vector_index,
 )
 from collab_qa.search import Searcher
+from collab_qa.store.local import make_vector_index
 from tests.conftest import DAMAGES, build, damage_index
 
 

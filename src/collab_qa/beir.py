@@ -4,34 +4,30 @@ A BEIR folder holds ``corpus.jsonl`` ({"_id", "title", "text"}), ``queries.jsonl
 ``queries-test.jsonl`` ({"_id", "text"}; any ``metadata`` is never read) and the test qrels
 in ``qrels/test.tsv`` or ``qrels-test.tsv`` (tab separated, a header line, CRLF allowed).
 
-The dataset is read in place and indexed with the product's own pipeline (heading-aware
-chunks prefixed with the title, the same embedder, BM25 and fusion). The vectors, the costly
-part, are cached under ``<data_dir>/beir/<name>-<hash>/``; the hash covers the corpus bytes,
-the model and the chunker settings, so a changed input builds a fresh cache. A chunk ranking
-becomes a document ranking by keeping each document's best chunk.
+The dataset is read in place and indexed with the product's own pipeline and store: an index
+folder like the product's, under ``<data_dir>/beir/<name>-<hash of the model>/``, built
+once and then brought up to date like any index (only changed documents are embedded again;
+other chunker settings re-embed all). A chunk ranking becomes a document ranking by keeping
+each document's best chunk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_text
+from collab_qa.chunking import ChunkerConfig
 from collab_qa.documents import Document
 from collab_qa.embedding import Embedder
 from collab_qa.errors import UserError
-from collab_qa.index import DocumentRecord, Index, LexicalIndex, make_vector_index
+from collab_qa.index import update_index
 from collab_qa.search import Searcher
-
-CACHE_FORMAT = 1
+from collab_qa.store.local import CURRENT_FILE, LocalStore
+from collab_qa.store.local_build import LocalFolder
 
 
 @dataclass(frozen=True)
@@ -127,73 +123,41 @@ def load_beir(path: Path) -> BeirDataset:
 
 
 def _documents(dataset: BeirDataset) -> list[Document]:
-    return [Document(id=doc_id, title=title, text=text, sha256="", format="plain")
+    return [Document(id=doc_id, title=title, text=text, format="plain",
+                     sha256=hashlib.sha256(f"{title}\n{text}".encode()).hexdigest())
             for doc_id, (title, text) in dataset.corpus.items()]
 
 
-def cache_dir(dataset: BeirDataset, data_dir: Path, model_id: str,
-              chunker: ChunkerConfig) -> Path:
-    """Where the dataset's index is cached: ``<data_dir>/beir/<name>-<hash>``."""
-    key = json.dumps({"format": CACHE_FORMAT, "corpus": dataset.corpus_sha256,
-                      "model": model_id, "chunker": asdict(chunker)}, sort_keys=True)
-    return data_dir / "beir" / f"{dataset.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+def cache_dir(dataset: BeirDataset, data_dir: Path, model_id: str) -> Path:
+    """Where the dataset's index folder is kept: ``<data_dir>/beir/<name>-<hash of model>``."""
+    model_hash = hashlib.sha256(model_id.encode()).hexdigest()[:12]
+    return data_dir / "beir" / f"{dataset.name}-{model_hash}"
 
 
 def open_beir_index(
     dataset: BeirDataset, embedder: Embedder, data_dir: Path, chunker: ChunkerConfig,
-    *, progress: bool = False, on_build: Callable[[Path], None] | None = None,
-) -> Index:
-    """The dataset's index, encoded once and then read from the cache.
+    *, approximate_threshold: int = 50_000, lock_timeout: float = 30.0,
+    progress: bool = False, on_build: Callable[[Path], None] | None = None,
+) -> LocalStore:
+    """The dataset's index, encoded once and then brought up to date and loaded.
 
     Args:
         dataset: The loaded dataset.
         embedder: The embedding model.
-        data_dir: The data folder; the cache goes under ``beir/`` in it.
+        data_dir: The data folder; the index goes under ``beir/`` in it.
         chunker: Chunk size and overlap.
+        approximate_threshold: Chunk count from which the dense index is approximate.
+        lock_timeout: Seconds to wait for another build of the same index.
         progress: Show the encoding progress bar.
-        on_build: Called with the cache folder before a (slow) build starts.
+        on_build: Called with the index folder before the first (slow) build starts.
     """
-    folder = cache_dir(dataset, data_dir, embedder.model_id, chunker)
-    documents = _documents(dataset)
-    if (folder / "meta.json").is_file():
-        rows = [json.loads(line) for line in
-                (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
-        chunks = [Chunk(r["doc_id"], r["ordinal"], tuple(r["heading_path"]), r["start"],
-                        r["end"], r["text"]) for r in rows]
-        vectors = np.load(folder / "vectors.npy")
-    else:
-        if on_build is not None:
-            on_build(folder)
-        chunks = [chunk for document in documents
-                  for chunk in chunk_document(document, chunker, embedder.count_tokens)]
-        vectors = embedder.encode(
-            [embedding_text(dataset.corpus[c.doc_id][0], c) for c in chunks], progress=progress)
-        tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as handle:
-            for c in chunks:
-                handle.write(json.dumps({"doc_id": c.doc_id, "ordinal": c.ordinal,
-                                         "heading_path": c.heading_path, "start": c.start,
-                                         "end": c.end, "text": c.text}, ensure_ascii=False)
-                             + "\n")
-        np.save(tmp / "vectors.npy", vectors)
-        (tmp / "meta.json").write_text(json.dumps({
-            "format": CACHE_FORMAT, "dataset": dataset.name, "corpus_sha256":
-            dataset.corpus_sha256, "model": embedder.model_id, "chunker": asdict(chunker),
-            "chunks": len(chunks), "documents": len(documents)}, indent=1), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    if len(chunks) != len(vectors):
-        raise UserError(f"The cache in {folder} is inconsistent; delete it and run again.")
-    lexical = LexicalIndex.build(
-        [embedding_text(dataset.corpus[c.doc_id][0], c) for c in chunks])
-    records = {d.id: DocumentRecord(d.id, d.title, d.text, "", "plain", ()) for d in documents}
-    return Index(path=folder, manifest={"version": folder.name,
-                                        "model": {"id": embedder.model_id}},
-                 documents=records, chunks=chunks, vectors=vectors,
-                 dense=make_vector_index(vectors, approximate_threshold=10**9), lexical=lexical)
+    folder = cache_dir(dataset, data_dir, embedder.model_id)
+    backend = LocalFolder(folder, approximate_threshold=approximate_threshold)
+    if on_build is not None and not (folder / CURRENT_FILE).exists():
+        on_build(folder)
+    with backend.building(lock_timeout):
+        update_index(backend, _documents(dataset), embedder, chunker, progress=progress)
+    return backend.load(expected_model_id=embedder.model_id)
 
 
 def rank_documents(searcher: Searcher, query: str, mode: str, depth: int = 100) -> list[str]:

@@ -12,22 +12,21 @@ text to exactly the chunk's text.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from collab_qa.documents import Document
+from collab_qa.documents import Document, is_placeholder, is_plain_heading
 
 # Bump when the chunking rules change: the index then rebuilds every document.
 CHUNKER_VERSION = 4
 
 TokenCounter = Callable[[str], int]
 
-_PLACEHOLDER = re.compile(r"komplettera med text|lorem ipsum|\bTODO\b|\bTBD\b", re.IGNORECASE)
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(\S.*)$")
-_LABEL_VALUE = re.compile(r"^(\S+\s){0,2}\S+:\s")
 _NUMBERED_HEADING = re.compile(r"^\d{1,2}\.\s")
 _BULLET = re.compile(r"^[-*+]\s")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“'(\[]?[A-ZÅÄÖÜÉ0-9])")
@@ -45,6 +44,16 @@ class ChunkerConfig:
     version: int = CHUNKER_VERSION
 
 
+def chunk_id(doc_id: str, text: str, repeat: int = 0) -> str:
+    """A passage's id: 16 hex digits of the sha256 of its document id and text.
+
+    An edit elsewhere in the document leaves the id alone, so citations stay valid. The
+    ``repeat``-th copy of the same text in one document (from 1) hashes the count too.
+    """
+    key = f"{doc_id}\n{text}" + (f"\n{repeat}" if repeat else "")
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A passage of one document.
@@ -56,6 +65,7 @@ class Chunk:
         start: Offset of the first character in the document text.
         end: Offset just past the last character.
         text: ``document.text[start:end]``.
+        id: Stable id from the content (``chunk_id``); computed when not given.
     """
 
     doc_id: str
@@ -64,29 +74,11 @@ class Chunk:
     start: int
     end: int
     text: str
+    id: str = ""
 
-    @property
-    def id(self) -> str:
-        return f"{self.doc_id}#{self.ordinal}"
-
-
-def is_placeholder(line: str) -> bool:
-    """Lines like "Komplettera med text" that stand in for content not written yet."""
-    return bool(_PLACEHOLDER.search(line))
-
-
-def is_plain_heading(line: str) -> bool:
-    """A short, title-like line of a plain-text page: no end punctuation, few words."""
-    line = line.strip()
-    if not (1 <= len(line) <= 90) or not any(ch.isalpha() for ch in line):
-        return False
-    if line[-1] in ".!?:;,…" or line.startswith("- ") or " | " in line:
-        return False
-    if not (line[0].isupper() or line[0].isdigit()):
-        return False
-    if is_placeholder(line) or _LABEL_VALUE.match(line):
-        return False
-    return len(line.split()) <= 9
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", chunk_id(self.doc_id, self.text))
 
 
 def embedding_text(title: str, chunk: Chunk) -> str:
@@ -269,6 +261,7 @@ def chunk_document(
         Chunks in document order; none is empty and none holds only placeholder text.
     """
     chunks: list[Chunk] = []
+    repeats: Counter[str] = Counter()
     for section in _sections(document, count_tokens):
         units: list[_Unit] = []
         for unit in section.units:
@@ -278,14 +271,8 @@ def chunk_document(
                 units.append(unit)
         for window in _windows(units, config):
             start, end = window[0].start, window[-1].end
-            chunks.append(
-                Chunk(
-                    doc_id=document.id,
-                    ordinal=len(chunks),
-                    heading_path=section.heading_path,
-                    start=start,
-                    end=end,
-                    text=document.text[start:end],
-                )
-            )
+            text = document.text[start:end]
+            chunks.append(Chunk(document.id, len(chunks), section.heading_path, start, end,
+                                text, chunk_id(document.id, text, repeats[text])))
+            repeats[text] += 1
     return chunks

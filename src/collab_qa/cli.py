@@ -311,7 +311,9 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
     embedder = load_embedder(settings.model)
     index = open_beir_index(
         dataset, embedder, settings.data_dir,
-        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens), progress=True,
+        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
+        approximate_threshold=settings.approximate_threshold,
+        lock_timeout=settings.build_lock_timeout, progress=True,
         on_build=lambda path: console.print(
             f"Encoding {len(dataset.corpus):,} documents once into {path} (slow on a CPU; "
             "reused next time)…", highlight=False))

@@ -26,6 +26,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".doc
 BULLET_GLYPHS = "•◦▪▫●○■□‣⁃∙·–—"
 _BULLET_LINE = re.compile(rf"^[ \t]*[{BULLET_GLYPHS}*][ \t]+")
 _HEADING_PREFIX = re.compile(r"^(#{1,6})\s+(.*)$")
+_PLACEHOLDER = re.compile(r"komplettera med text|lorem ipsum|\bTODO\b|\bTBD\b", re.IGNORECASE)
+_LABEL_VALUE = re.compile(r"^(\S+\s){0,2}\S+:\s")
 
 
 @dataclass(frozen=True)
@@ -191,9 +193,26 @@ LOADERS: dict[str, Callable[[bytes], tuple[str, TextFormat]]] = {
 }
 
 
-def _title_of(text: str, text_format: TextFormat) -> str:
-    from collab_qa.chunking import is_plain_heading
+def is_placeholder(line: str) -> bool:
+    """Lines like "Komplettera med text" that stand in for content not written yet."""
+    return bool(_PLACEHOLDER.search(line))
 
+
+def is_plain_heading(line: str) -> bool:
+    """A short, title-like line of a plain-text page: no end punctuation, few words."""
+    line = line.strip()
+    if not (1 <= len(line) <= 90) or not any(ch.isalpha() for ch in line):
+        return False
+    if line[-1] in ".!?:;,…" or line.startswith("- ") or " | " in line:
+        return False
+    if not (line[0].isupper() or line[0].isdigit()):
+        return False
+    if is_placeholder(line) or _LABEL_VALUE.match(line):
+        return False
+    return len(line.split()) <= 9
+
+
+def _title_of(text: str, text_format: TextFormat) -> str:
     lines = [line for line in text.split("\n") if line.strip()]
     if text_format == "markdown":
         for line in lines:

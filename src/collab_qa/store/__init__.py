@@ -1,11 +1,15 @@
-"""Where an index lives. ``IndexStore`` is what search and answer read; the local folder
-(FAISS + BM25, the embedded default) is one implementation, an in-memory store for fast
-tests another. Nothing here names FAISS or bm25s: positions are plain integers and scores
-plain float32 arrays."""
+"""Where an index lives.
+
+``IndexStore`` is one loaded index version, what search and answer read. ``StoreBackend``
+is where versions are kept and how a build writes the next one (``IndexWriter``). The
+local folder (FAISS + BM25, ``store.local``, the embedded default) is one implementation,
+the in-memory store of the fast tests (``store.memory``) another. Nothing here names FAISS
+or bm25s: positions are plain integers, scores and vectors plain float32 arrays."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,6 +76,10 @@ class IndexStore(Protocol):
         """The passage with this id, or None."""
         ...
 
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        """The passage after ``chunk`` in its document, or None at the document's end."""
+        ...
+
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` passages nearest a unit query vector: (positions, cosine scores),
         best first."""
@@ -88,4 +96,62 @@ class IndexStore(Protocol):
 
     def lexical_scores(self, query: str, positions: np.ndarray) -> np.ndarray:
         """BM25 score of each passage at ``positions`` for ``query`` (0: no word shared)."""
+        ...
+
+
+class IndexWriter(Protocol):
+    """The next index version, being written on top of the live one (its base).
+
+    The new version holds exactly the documents kept or added, in that order; the base's
+    other documents are gone from it. Readers see nothing of it before ``commit``.
+    """
+
+    def keep(self, doc_id: str) -> None:
+        """Carry a document of the base over unchanged, with its passages and vectors."""
+        ...
+
+    def add(self, document: DocumentRecord, chunks: Sequence[Chunk],
+            vectors: np.ndarray) -> None:
+        """Add a new or changed document: its passages in order, one unit vector each."""
+        ...
+
+    def commit(self, facts: Mapping[str, Any]) -> str:
+        """Make the version live in one step and return its name.
+
+        Args:
+            facts: Manifest facts of the build (model, chunker settings, skipped files, what
+                the build did); the store adds the format, version, documents and totals.
+
+        Raises:
+            UserError: when the version cannot be written; the live one is then unchanged.
+        """
+        ...
+
+
+class StoreBackend(Protocol):
+    """Where the versions of one index are kept."""
+
+    def building(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the build lock (one builder at a time) and clear what crashed builds left.
+
+        Raises:
+            BuildLockedError: when another build keeps the lock longer than ``timeout`` s.
+        """
+        ...
+
+    def load(self, *, expected_model_id: str | None = None) -> IndexStore:
+        """The live version, ready to serve: validated, word statistics computed.
+
+        Raises:
+            IndexLoadError: when there is none, or it is corrupt or of another model.
+        """
+        ...
+
+    def base(self) -> tuple[IndexStore | None, str | None]:
+        """The live version to build on, or None and why ("no previous index", or why it
+        could not be read)."""
+        ...
+
+    def writer(self, base: IndexStore | None) -> IndexWriter:
+        """Start the next version on top of ``base`` (what ``base()`` returned)."""
         ...
