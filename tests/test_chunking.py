@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from collab_qa.chunking import (
     ChunkerConfig,
     chunk_document,
+    chunk_id,
     embedding_text,
     is_placeholder,
     is_plain_heading,
@@ -25,6 +26,7 @@ def check_invariants(document: Document, config: ChunkerConfig) -> None:
         assert chunk.text.strip()
         assert not all(is_placeholder(line) for line in chunk.text.split("\n") if line.strip())
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    assert len({c.id for c in chunks}) == len(chunks)
     offset = 0
     for line in document.text.split("\n"):
         start, offset = offset, offset + len(line) + 1
@@ -140,3 +142,26 @@ def test_a_list_ending_is_a_paragraph_break() -> None:
     chunks = chunk_document(doc, ChunkerConfig(max_tokens=200, overlap_tokens=40))
     assert chunks[-1].text.startswith("In 2020") and "To improve" not in chunks[-1].text
     assert chunks[-1].heading_path == ("Objectives",)
+
+
+def test_chunk_ids_come_from_the_content() -> None:
+    sections = [f"## Part {i}\n\nSentence {i} of the body, long enough to stand alone." for i in
+                range(4)]
+    before = document_from_bytes("a/b.md", ".md", "\n\n".join(sections).encode())
+    sections[0] += " An edit above the others."
+    after = document_from_bytes("a/b.md", ".md", "\n\n".join(sections).encode())
+    config = ChunkerConfig(max_tokens=40, overlap_tokens=0)
+    old, new = chunk_document(before, config), chunk_document(after, config)
+    assert len(old) == len(new) == 4
+    assert old[0].id != new[0].id and [c.id for c in old[1:]] == [c.id for c in new[1:]]
+    assert all(len(c.id) == 16 and int(c.id, 16) >= 0 for c in new)
+    assert chunk_document(before, config)[2].id == old[2].id  # the same on every run
+
+
+def test_repeated_passages_get_their_own_ids() -> None:
+    text = "\n\n".join(["## Contact", *["Call the front desk today."] * 3])
+    chunks = chunk_document(document_from_bytes("x.md", ".md", text.encode()),
+                            ChunkerConfig(max_tokens=8, overlap_tokens=0))
+    same = [c for c in chunks if c.text == "Call the front desk today."]
+    assert len(same) == 2 and same[0].id != same[1].id
+    assert same[0].id == chunk_id("x.md", same[0].text)  # the first copy hashes the text only

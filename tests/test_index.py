@@ -37,6 +37,35 @@ def test_build_writes_a_versioned_index(tmp_corpus: Path, tmp_path: Path,
     index = load_index(index_dir)
     assert len(index.chunks) == report.chunks
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-5)
+    assert index.stats is not None  # word statistics are computed while loading, not later
+    assert set(index.stats.chunk_tokens) == {c.id for c in index.chunks}
+
+
+def test_an_index_of_an_older_format_asks_for_a_rebuild(tmp_corpus: Path, tmp_path: Path,
+                                                        fake_embedder: FakeEmbedder) -> None:
+    index_dir = tmp_path / "index"
+    build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    version = current_version_dir(index_dir)
+    assert version is not None
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["format_version"] = 3  # chunk ids were "doc#ordinal" then
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexLoadError, match=r"has format 3, this collab-qa reads format 4; "
+                                             r"rebuild it with `collab-qa index --full`"):
+        load_index(index_dir)
+    report = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    assert report.embedded_chunks == report.chunks  # nothing of the old format is reused
+    assert load_index(index_dir).manifest["format_version"] == 4
+
+
+def test_a_corpus_with_no_documents_builds_an_empty_index(tmp_path: Path,
+                                                          fake_embedder: FakeEmbedder) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "empty.txt").write_bytes(b"")
+    report = build_index(tmp_path / "corpus", tmp_path / "index", fake_embedder, ChunkerConfig())
+    assert report.chunks == 0 and [s.path for s in report.skipped] == ["empty.txt"]
+    index = load_index(tmp_path / "index")
+    assert not index.chunks and Searcher(index, fake_embedder).search("anything", k=3) == []
 
 
 def test_incremental_rebuild_reembeds_only_changes(tmp_corpus: Path, tmp_path: Path,

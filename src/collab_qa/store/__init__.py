@@ -73,7 +73,7 @@ class IndexStore(Protocol):
         ...
 
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
-        """The passage with this id, or None."""
+        """The passage with this id, or None; an old ``doc#ordinal`` id still finds it."""
         ...
 
     def next_chunk(self, chunk: Chunk) -> Chunk | None:

@@ -51,15 +51,20 @@ REBUILD_HINT = "rebuild it with `collab-qa index --full`"
 
 
 class LexicalIndex:
-    """BM25 over the chunks' embedding texts (title and headings included)."""
+    """BM25 over the chunks' embedding texts (title and headings included).
 
-    def __init__(self, retriever: Any) -> None:
+    bm25s cannot index nothing; an index of no chunks holds no retriever and its folder is
+    empty."""
+
+    def __init__(self, retriever: Any | None) -> None:
         self._retriever = retriever
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         import bm25s
 
+        if not texts:
+            return cls(None)
         retriever = bm25s.BM25()
         # An empty-token guard keeps documents with no indexable words from breaking bm25s.
         tokens = [tokens or [""] for tokens in lexical_tokens(texts)]
@@ -73,18 +78,22 @@ class LexicalIndex:
         return cls(bm25s.BM25.load(str(path), mmap=mmap))
 
     def save(self, path: Path) -> None:
-        self._retriever.save(str(path))
+        if self._retriever is None:
+            path.mkdir()
+        else:
+            self._retriever.save(str(path))
 
     @property
     def size(self) -> int:
-        return int(self._retriever.scores["num_docs"])
+        return 0 if self._retriever is None else int(self._retriever.scores["num_docs"])
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros when no query word is indexed)."""
-        ids = self._retriever.get_tokens_ids(lexical_tokens([query])[0])
-        if not ids:
+        retriever = self._retriever
+        ids = [] if retriever is None else retriever.get_tokens_ids(lexical_tokens([query])[0])
+        if retriever is None or not ids:
             return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores_from_ids(ids), dtype=np.float32)
+        return np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)
 
 
 def top_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -342,7 +351,7 @@ def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Loca
         check(dense.d == dimension, DENSE, f"has dimension {dense.d}, expected {dimension}")
         check(dense.ntotal == total, DENSE, f"holds {dense.ntotal} vectors, expected {total}")
     with _reading(path / LEXICAL):
-        lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap)
+        lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap) if total else LexicalIndex(None)
         check(lexical.size == total, LEXICAL, f"holds {lexical.size} chunks, expected {total}")
     return LocalStore(path=path, manifest=manifest, documents=documents, chunks=chunks,
                       vectors=vectors, dense=dense, lexical=lexical)
