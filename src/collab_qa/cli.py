@@ -90,7 +90,7 @@ def ask(
     from collab_qa.answer import answer_question
     from collab_qa.embedding import load_embedder
     from collab_qa.search import open_searcher
-    from collab_qa.views import answer_payload
+    from collab_qa.web.views import answer_payload
 
     settings = load_settings()
     with user_errors():
@@ -99,7 +99,7 @@ def ask(
                                  mode=mode or settings.default_mode, history=history or ())
     if as_json:
         payload = answer_payload(answer, searcher.index.version)
-        console.print_json(json.dumps(payload, ensure_ascii=False))
+        console.print_json(json.dumps(payload.model_dump(mode="json"), ensure_ascii=False))
         return
     if answer.abstained:
         console.print("[bold]The documents don't answer this.[/]"
@@ -154,9 +154,9 @@ def serve(
 
     import uvicorn
 
-    from collab_qa.app import create_app, rebuild_index, served_url
     from collab_qa.embedding import load_embedder
-    from collab_qa.index import current_version_dir, load_index
+    from collab_qa.index import build_index_from_settings, current_version_dir, load_index
+    from collab_qa.web.app import create_app, served_url
 
     settings = load_settings(host=host, port=port)
     with user_errors():
@@ -164,7 +164,7 @@ def serve(
         if current_version_dir(settings.index_dir) is None:
             console.print(f"No index in {settings.index_dir} yet; building it from "
                           f"{settings.corpus_dir}...", highlight=False)
-            report = rebuild_index(settings, embedder)
+            report = build_index_from_settings(settings, embedder)
             console.print(f"Index {report.version}: {report.chunks} chunks from "
                           f"{len(report.added)} documents in {report.seconds:.1f} s.",
                           highlight=False)
