@@ -28,7 +28,8 @@ from typing import Any
 
 from collab_qa.answer import answer_question
 from collab_qa.errors import UserError
-from collab_qa.search import Searcher, compose_query
+from collab_qa.query import compose_query
+from collab_qa.search import Searcher
 
 SPLITS = ("dev", "test")
 METRICS = ("hit@1", "recall@5", "mrr@10", "ndcg@10", "evidence@1",
