@@ -40,6 +40,7 @@ from collab_qa.evaluate import (
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
 CORPUS = ROOT / "corpus"
+SECOND = ROOT / "eval" / "second"
 
 A = ExpectedAnswer("a.txt", "Signed in 2023")
 B = ExpectedAnswer("b.txt", "initiated in 2024")
@@ -177,17 +178,20 @@ def test_metrics_by_tag_over_answerable_questions_with_the_tag() -> None:
 # ---------------------------------------------------------------------------- the shipped set
 
 
-def shipped() -> list[EvalQuestion]:
-    """Every question of the shipped set, the blind split included."""
-    return parse_questions(QUESTIONS.read_text(encoding="utf-8").splitlines(), str(QUESTIONS),
-                           known_docs=[p.name for p in CORPUS.iterdir()])
+def shipped(questions: Path = QUESTIONS, corpus: Path = CORPUS) -> list[EvalQuestion]:
+    """Every question of a shipped set, the blind split included."""
+    return parse_questions(questions.read_text(encoding="utf-8").splitlines(), str(questions),
+                           known_docs=[p.name for p in corpus.iterdir()])
 
 
-def test_every_evidence_string_is_copied_from_its_document() -> None:
+@pytest.mark.parametrize(("questions", "corpus"), [
+    (QUESTIONS, CORPUS), (SECOND / "questions.jsonl", SECOND / "corpus")])
+def test_every_evidence_string_is_copied_from_its_document(questions: Path,
+                                                           corpus: Path) -> None:
     missing = []
-    for question in shipped():
+    for question in shipped(questions, corpus):
         for answer in question.answers:
-            text = (CORPUS / answer.doc).read_text(encoding="utf-8")
+            text = (corpus / answer.doc).read_text(encoding="utf-8")
             if normalise(answer.contains) not in normalise(text):
                 missing.append((question.id, answer.doc, answer.contains))
     assert not missing, f"evidence not found verbatim in its document: {missing}"
@@ -206,3 +210,13 @@ def test_the_set_covers_what_the_issue_asks_for() -> None:
     swedish = [q for q in questions if any(w in q.question.lower().split()
                                            for w in ("vem", "vad", "vilket", "när", "vilka"))]
     assert len(swedish) >= 4
+
+
+def test_the_second_corpus_set_is_a_held_out_test_set() -> None:
+    questions = shipped(SECOND / "questions.jsonl", SECOND / "corpus")
+    assert len(questions) >= 32 and {q.split for q in questions} == {"test"}
+    assert sum(not q.answerable for q in questions) >= 6
+    assert sum("cross-language" in q.tags for q in questions) >= 6
+    assert sum(bool(q.history) for q in questions) >= 3
+    assert {a.doc for q in questions for a in q.answers} == {
+        p.name for p in (SECOND / "corpus").iterdir()}
