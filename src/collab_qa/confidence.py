@@ -10,6 +10,7 @@ import bisect
 import re
 from collections.abc import Sequence
 
+from collab_qa import lang
 from collab_qa.analysis import TermStats, text_tokens
 from collab_qa.chunking import is_placeholder, is_plain_heading
 from collab_qa.facts import AMOUNT, DATE, EMAIL, YEAR, phones
@@ -23,7 +24,7 @@ from collab_qa.rerank import Ranking
 # margin of 0.1.
 ABSTAIN_THRESHOLD = 0.05
 
-_ALTERNATIVE = re.compile(r"\s(?:or|eller)\s", re.IGNORECASE)
+_ALTERNATIVE = re.compile(rf"\s(?:{lang.alternation('alternative')})\s", re.IGNORECASE)
 _ENTITY = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][\w-]+|\b[A-ZÅÄÖ]{2,}\b")
 
 

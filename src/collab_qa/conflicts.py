@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collab_qa import lang
 from collab_qa.analysis import TermStats, text_tokens
 from collab_qa.facts import DATE, EVENT, MONTHS, YEAR, sentence_spans
 from collab_qa.hits import Hit
@@ -15,7 +16,7 @@ from collab_qa.rerank import Ranking
 from collab_qa.store import IndexStore
 
 _PUBLISHED = re.compile(
-    rf"\b(?:Publicerad|Published|Publicerat):?\s*(?P<iso>{YEAR}-\d{{2}}-\d{{2}})")
+    rf"\b(?:{lang.alternation('published')}):?\s*(?P<iso>{YEAR}-\d{{2}}-\d{{2}})")
 
 
 @dataclass(frozen=True)

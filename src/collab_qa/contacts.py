@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collab_qa import lang
 from collab_qa.analysis import fold_accents
 from collab_qa.facts import (
     CONTACT_UNIT,
@@ -24,14 +25,19 @@ from collab_qa.facts import (
 from collab_qa.hits import Hit
 from collab_qa.rerank import Ranking
 
-_THEIR_UNIT = re.compile(
-    r"\bTheir\s+(?P<unit>(?:[A-Z][\w-]*\s+){1,3}(?:\([^)]{1,40}\))?)"
+_CARRY_ON = tuple(lang.words("carry_on_pronouns"))
+# "Their <Name> Unit …": a unit named in a sentence that carries on from the last one.
+_CARRIED_UNIT = re.compile(
+    rf"\b(?:{'|'.join(_CARRY_ON) or '(?!)'})\s+(?P<unit>(?:[A-Z][\w-]*\s+){{1,3}}"
+    r"(?:\([^)]{1,40}\))?)"
 )
-_BEFORE_EMAIL = re.compile(
-    r"(?:contact|kontakta|email|e-mail|mejla|write to)\s+(?:the\s+)?(?P<name>[^.,;:\n]{3,60}?)"
-    r"\s+(?:at|on|via|på)\s*$",
+_BEFORE_ADDRESS = re.compile(
+    rf"(?:{lang.alternation('before_address')})\s+(?:the\s+)?(?P<name>[^.,;:\n]{{3,60}}?)"
+    rf"\s+(?:{lang.alternation('address_prepositions')})\s*$",
     re.IGNORECASE,
 )
+_CONTACT_VERBS = tuple(lang.words("contact_verbs"))
+_PROVIDED_BY = tuple(lang.words("provided_by"))
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def _details_in(hit: Hit, sentence: str) -> list[tuple[str | None, str | None, s
     if not (emails or numbers):
         return []
     first = min((sentence.find(x) for x in [*emails, *numbers]), default=0)
-    named = _BEFORE_EMAIL.search(sentence[:first])
+    named = _BEFORE_ADDRESS.search(sentence[:first])
     name = named.group("name") if named else None
     if name is None:
         found_unit = CONTACT_UNIT.search(sentence) or PROVIDED_BY.search(sentence)
@@ -103,12 +109,12 @@ def _people_in(sentence: str) -> list[tuple[str, str | None]]:
     if "," in sentence:
         found += [(m.group("name"), m.group("role")) for m in NAME_COMMA_ROLE.finditer(sentence)]
     units = []
-    if any(word in lowered for word in ("contact", "kontakta", "ask", "reach")):
+    if any(word in lowered for word in _CONTACT_VERBS):
         units += [m.group("unit") for m in CONTACT_UNIT.finditer(sentence)]
-    if any(word in lowered for word in ("provided by", "responsible for", "handled by")):
+    if any(word in lowered for word in _PROVIDED_BY):
         units += [m.group("unit") for m in PROVIDED_BY.finditer(sentence)]
-    if "Their " in sentence:
-        units += [m.group("unit") for m in _THEIR_UNIT.finditer(sentence)]
+    if any(f"{word} " in sentence for word in _CARRY_ON):
+        units += [m.group("unit") for m in _CARRIED_UNIT.finditer(sentence)]
     return found + [(unit, None) for unit in units]
 
 
@@ -141,8 +147,8 @@ def _contacts_in(hit: Hit, rank: int, people: bool) -> list[Contact]:
 
 
 def _merge_units(contacts: list[Contact]) -> list[Contact]:
-    """Units named in one sentence and the next ("… the HR office" / "Their Unit …")
-    become one card."""
+    """A unit named in one sentence and the unit of the sentence that carries on from it
+    ("… the X office." / "Their Y unit …") become one card."""
     merged: list[Contact] = []
     for contact in contacts:
         previous = merged[-1] if merged else None
@@ -151,7 +157,7 @@ def _merge_units(contacts: list[Contact]) -> list[Contact]:
                 and previous.role is None and previous.doc_id == contact.doc_id
                 and previous.hit_rank == contact.hit_rank and contact.name and previous.name
                 and contact.sentence != previous.sentence
-                and contact.sentence.startswith("Their")):
+                and contact.sentence.startswith(_CARRY_ON)):
             merged[-1] = Contact(f"{previous.name} – {contact.name}", None, None,
                                  previous.hit_rank, previous.citation, None, previous.doc_id,
                                  f"{previous.sentence} {contact.sentence}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from collab_qa import lang
+
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}")
 PHONE = re.compile(
     r"(?<![\w+-])(?:\+\d{1,3}[ -]?(?:\(0\)[ -]?)?\d{1,4}|0\d{1,4})(?:[ -]\d{2,4}){1,4}(?![\w-])"
@@ -12,41 +14,25 @@ PHONE = re.compile(
 _DATE_LIKE = re.compile(r"^\d{2,4}-\d{2}-\d{2,4}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“'(\[–-]?\s?[A-ZÅÄÖÜÉ0-9])")
 
-_MONTH_NAMES = (
-    ("january", "januari"), ("february", "februari"), ("march", "mars"), ("april", "april"),
-    ("may", "maj"), ("june", "juni"), ("july", "juli"), ("august", "augusti"),
-    ("september", "september"), ("october", "oktober"), ("november", "november"),
-    ("december", "december"),
-)
-MONTHS = {name: number for number, names in enumerate(_MONTH_NAMES, 1) for name in names}
+MONTHS = {name: number for language in lang.LANGUAGES
+          for number, name in enumerate(lang.words("months", (language,)), 1)}
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 YEAR = r"(?:19|20)\d{2}"
 DATE = re.compile(
     rf"\b(?P<iso>{YEAR}-\d{{2}}-\d{{2}})\b"
     rf"|\b(?P<day>\d{{1,2}})\.?\s+(?P<dmonth>{_MONTH})(?:\s+(?P<dyear>{YEAR}))?\b"
     rf"|\b(?P<month>{_MONTH})\s+(?:(?P<mday>\d{{1,2}}),?\s+)?(?P<myear>{YEAR})\b"
-    rf"|\b(?:in|since|from|år|sedan|i)\s+(?P<year>{YEAR})\b",
+    rf"|\b(?:{lang.alternation('year_prepositions')})\s+(?P<year>{YEAR})\b",
     re.IGNORECASE,
 )
-EVENT = re.compile(
-    r"\b(sign\w*|initiat\w*|start\w*|establish\w*|found\w*|launch\w*|renew\w*|began|begun|"
-    r"concluded|agreed|undertecknat|undertecknade|signerade\w*|inledde\w*|startade\w*|"
-    r"grundade\w*|förnyade\w*|ingick\w*)\b",
-    re.IGNORECASE,
-)
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|en|ett|två|tre|"
-                     r"fyra|fem|sex|sju|åtta|nio|tio)\b", re.IGNORECASE)
-AMOUNT = re.compile(r"€|\$|£|\b(?:kr|kronor|SEK|EUR|USD|euro\w*|dollar\w*)\b", re.IGNORECASE)
+EVENT = re.compile(rf"\b({lang.alternation('event_verbs')})\b", re.IGNORECASE)
+_NUMBER = re.compile(rf"\d|\b({'|'.join(lang.numbers())})\b", re.IGNORECASE)
+AMOUNT = re.compile(rf"€|\$|£|\b(?:{lang.alternation('currency')})\b", re.IGNORECASE)
 
 _NAME_WORD = r"[A-ZÅÄÖÜÉ][a-zåäöüéèáíóúñç'-]+"
-_PARTICLE = r"(?:von|van|der|de|af|la|du)"
+_PARTICLE = rf"(?:{lang.alternation('name_particles')})"
 PERSON = rf"{_NAME_WORD}(?:\s+(?:{_PARTICLE}\s+)?{_NAME_WORD}){{1,3}}"
-ROLE_WORDS = (
-    r"coordinator|delegate|officer|manager|director|head|advisor|adviser|administrator|"
-    r"secretary|representative|contact person|contact|liaison|chair|dean|president|"
-    r"koordinator|samordnare|handläggare|kontaktperson|ansvarig|rektor|dekan|vd|direktör|"
-    r"sjukhusdirektör|chef"
-)
+ROLE_WORDS = lang.alternation("role_words")
 ROLE_LINE = re.compile(rf"^(?:[\w-]+\s+){{0,4}}(?:{ROLE_WORDS})\b.{{0,40}}$", re.IGNORECASE)
 PERSON_LINE = re.compile(rf"^{PERSON}$")
 
@@ -115,13 +101,13 @@ NAME_COMMA_ROLE = re.compile(
     rf"(?P<name>{PERSON}),\s+(?P<role>(?:[\w-]+\s+){{0,3}}?(?:{ROLE_WORDS})\b[^,.;\n]{{0,50}})"
 )
 CONTACT_UNIT = re.compile(
-    r"\b(?:contact|kontakta|ask|reach)\s+(?:the\s+|your\s+)?"
-    r"(?P<unit>(?:[A-Z][\w&-]*\s+){0,4}(?:office|unit|department|coordinator|desk|centre|"
-    r"center|team|kansli|enhet\w*)(?:\s+at\s+[A-Z]{2,})?)",
+    rf"\b(?:{lang.alternation('contact_verbs')})\s+(?:the\s+|your\s+)?"
+    rf"(?P<unit>(?:[A-Z][\w&-]*\s+){{0,4}}(?:{lang.alternation('unit_nouns')})"
+    r"(?:\s+at\s+[A-Z]{2,})?)",
     re.IGNORECASE,
 )
 PROVIDED_BY = re.compile(
-    r"\b(?:provided by|responsible for|handled by)\s+(?:the\s+)?"
+    rf"\b(?:{lang.alternation('provided_by')})\s+(?:the\s+)?"
     r"(?P<unit>(?:[A-Z][\w&-]*\s+){1,5}(?:\([A-Z]{2,}\))?)"
 )
 

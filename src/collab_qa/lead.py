@@ -8,11 +8,16 @@ from collections.abc import Set
 
 import numpy as np
 
+from collab_qa import lang
 from collab_qa.analysis import TermStats, content_tokens, text_tokens
 from collab_qa.chunking import embedding_text
 from collab_qa.facts import DATE, EMAIL, YEAR, holds_contact, phones, sentence_spans
 from collab_qa.hits import Hit
 from collab_qa.query import ASKS_CONTACT, ASKS_DATE, ASKS_EMAIL, ASKS_NUMBER, ASKS_PHONE, Query
+
+# Digits and unambiguous number words ("one" or "en" is as often an ordinary word).
+_NUMBER_WORDS = [word for word in lang.numbers() if word not in lang.words("ambiguous_numbers")]
+_NUMBER = re.compile(rf"\d|\b(?:{'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE)
 
 
 def passage_tokens(hit: Hit, stats: TermStats) -> frozenset[str]:
@@ -35,8 +40,7 @@ def _sentence_bonus(sentence: str, question: str) -> float:
     bonus = 0.0
     if ASKS_DATE.search(question) and (DATE.search(sentence) or re.search(YEAR, sentence)):
         bonus += 0.25
-    if ASKS_NUMBER.search(question) and re.search(r"\d|\b(one|two|three|four|five|six|"
-                                                  r"seven|eight|nine|ten)\b", sentence):
+    if ASKS_NUMBER.search(question) and _NUMBER.search(sentence):
         bonus += 0.25
     if ASKS_PHONE.search(question) and phones(sentence):
         bonus += 0.4

@@ -8,47 +8,34 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collab_qa import lang
 from collab_qa.facts import EVENT
 
-_FOLLOW_UP_START = re.compile(
-    r"^(and|or|but|also|what about|how about|same for|och|men|än|vad gäller)\b", re.IGNORECASE
-)
-_TOPIC_SHIFT = re.compile(r"^(and |but )?(what|how) about\b|^vad gäller\b|^same for\b",
-                          re.IGNORECASE)
-_REFERRING_WORD = re.compile(
-    r"\b(they|them|their|theirs|it|its|this|that|those|these|there|he|she|his|her|"
-    r"de|dem|deras|den|det|dess|hen|hans|hennes)\b",
-    re.IGNORECASE,
-)
+
+def _any_of(key: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
+    """A whole word or phrase of the language lists under ``key``."""
+    return re.compile(rf"\b(?:{lang.alternation(key)})\b", flags)
+
+
+_FOLLOW_UP_START = re.compile(rf"^(?:{lang.alternation('follow_up_starts')})\b", re.IGNORECASE)
+_TOPIC_SHIFT = re.compile(rf"^(?:{lang.alternation('topic_shift_starts')})\b", re.IGNORECASE)
+_REFERRING_WORD = _any_of("referring_words")
 # A capitalised word inside a sentence: a place, an organisation, a project (acronyms such
-# as "EU" are left out: passages often spell them out, "European Union").
+# as "EU" are left out: passages often spell them out).
 NAME = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][a-zåäöüéèáíóúñç][\w-]*")
 
-ASKS_CONTACT = re.compile(
-    r"\b(who|whom|contact\w*|e-?mail\w*|mail|phone\w*|call|telephone|tel|number|reach|ask|"
-    r"coordinat\w*|responsible|person|delegate|representative|represents|kontakt\w*|vem|"
-    r"vilka|ringa|telefon\w*|mejl\w*|ansvarig)\b",
-    re.IGNORECASE,
-)
-ASKS_EMAIL = re.compile(r"\b(e-?mail\w*|mail|mejl\w*)\b", re.IGNORECASE)
-ASKS_PHONE = re.compile(r"\b(phone\w*|call|telephone|tel|telefon\w*|ringa|nr)\b",
-                        re.IGNORECASE)
-ASKS_DATE = re.compile(r"\b(when|date|year|since|signed|initiated|när|datum|år|vilket år)\b",
-                       re.IGNORECASE)
-ASKS_NUMBER = re.compile(r"\b(how (many|much)|number of|hur (många|mycket)|antal)\b",
-                         re.IGNORECASE)
+ASKS_CONTACT = _any_of("asks_contact")
+ASKS_EMAIL = _any_of("asks_email")
+ASKS_PHONE = _any_of("asks_phone")
+ASKS_DATE = _any_of("asks_date")
+ASKS_NUMBER = _any_of("asks_number")
 # A question about who holds a role wants a person's name, not a unit or an address.
-ASKS_NAMED_PERSON = re.compile(
-    r"\b(?:contact person|kontaktperson|who (?:leads|heads|chairs|directs|runs|manages|"
-    r"represents|coordinates)|who is (?:the )?(?:head|leader|director|chair|coordinator|"
-    r"delegate|representative|rector|dean|president)|vem (?:leder|samordnar|är (?:chef|"
-    r"rektor|dekan|ansvarig|koordinator|samordnare)))\b",
-    re.IGNORECASE,
-)
-ASKS_AMOUNT = re.compile(r"\b(how much|cost\w*|price|fee\w*|budget|salary|salar\w*|"
-                         r"kosta\w*|pris|lön|budget)\b", re.IGNORECASE)
-ASKS_DEADLINE = re.compile(r"(?:^|[.?!]\s+)(?:and\s+|och\s+)?(?:when|när)\b|\b(?:deadline|"
-                           r"what date|which year|datum|sista dag)\b", re.IGNORECASE)
+ASKS_NAMED_PERSON = _any_of("asks_named_person")
+ASKS_AMOUNT = _any_of("asks_amount")
+ASKS_DEADLINE = re.compile(
+    rf"(?:^|[.?!]\s+)(?:(?:{lang.alternation('and_words')})\s+)?"
+    rf"(?:{lang.alternation('asks_deadline_start')})\b"
+    rf"|\b(?:{lang.alternation('asks_deadline')})\b", re.IGNORECASE)
 
 
 def is_follow_up(question: str) -> bool:
@@ -122,7 +109,7 @@ class Query:
     @property
     def topic_follow_up(self) -> bool:
         """A follow-up about the previous answer's subject ("and when was it renewed?"),
-        not a move to a new one ("what about Germany?")."""
+        not a move to a new one ("what about the other office?")."""
         return self.follows_up and not _TOPIC_SHIFT.match(self.question)
 
     @property
