@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from collab_qa import lang
 from collab_qa.documents import Document
 
 # Bump when the chunking rules change: the index then rebuilds every document.
@@ -25,7 +26,7 @@ CHUNKER_VERSION = 4
 
 TokenCounter = Callable[[str], int]
 
-_PLACEHOLDER = re.compile(r"komplettera med text|lorem ipsum|\bTODO\b|\bTBD\b", re.IGNORECASE)
+_PLACEHOLDER = re.compile(lang.alternation("placeholders"), re.IGNORECASE)
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(\S.*)$")
 _LABEL_VALUE = re.compile(r"^(\S+\s){0,2}\S+:\s")
 _NUMBERED_HEADING = re.compile(r"^\d{1,2}\.\s")
@@ -71,7 +72,7 @@ class Chunk:
 
 
 def is_placeholder(line: str) -> bool:
-    """Lines like "Komplettera med text" that stand in for content not written yet."""
+    """Lines that stand in for content not written yet ("lorem ipsum", "TBD")."""
     return bool(_PLACEHOLDER.search(line))
 
 

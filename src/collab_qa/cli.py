@@ -222,7 +222,8 @@ def eval_command(
     fail_under: Annotated[list[str] | None, typer.Option(
         "--fail-under", help="METRIC=VALUE, repeatable; exit 1 when a mode misses it "
         "(for latency and answerable_abstained: when it exceeds it).")] = None,
-    split: Annotated[str | None, typer.Option(help="Only questions of this split: dev or test.")
+    split: Annotated[str | None, typer.Option(
+        help="Only questions of this split: dev, test or blind (blind is left out otherwise).")
                      ] = None,
     beir: Annotated[Path | None, typer.Option(
         help="Run a BEIR-layout benchmark folder (e.g. SciFact) instead of a question file.")
@@ -241,8 +242,6 @@ def eval_command(
         if beir is not None:
             _eval_beir(beir, modes, settings)
             return
-        if split not in (None, "dev", "test"):
-            raise UserError(f"Unknown split '{split}'; use dev or test.")
         from collab_qa.evaluate import load_questions, run_eval
         from collab_qa.search import open_searcher
 
@@ -265,6 +264,11 @@ def eval_command(
             else f"{mode_result.metrics[n]:.1f}" if n.endswith("_ms")
             else f"{mode_result.metrics[n]:.3f}" for n in names])
     console.print(table)
+    for mode_result in result.modes:
+        for tag, values in mode_result.by_tag.items():
+            console.print(f"{mode_result.mode} · tag {tag} ({values['questions']:.0f} answerable):"
+                          f" Hit@1 {values['hit@1']:.3f}, R@5 {values['recall@5']:.3f}, "
+                          f"MRR@10 {values['mrr@10']:.3f}", highlight=False)
     encode = result.query_encode_ms
     console.print(f"Latency is search + answer after the query encode (encode: p50 "
                   f"{encode['p50'] or 0:.1f} ms, p95 {encode['p95'] or 0:.1f} ms).",

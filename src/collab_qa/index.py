@@ -172,6 +172,16 @@ class Index:
         return self._chunks_by_id.get(chunk_id)
 
     @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {chunk.id: position for position, chunk in enumerate(self.chunks)}
+
+    def position_of(self, chunk_id: str) -> int | None:
+        return self._positions.get(chunk_id)
+
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        return self._chunks_by_id.get(f"{chunk.doc_id}#{chunk.ordinal + 1}")
+
+    @cached_property
     def term_stats(self) -> TermStats:
         return TermStats.from_passages(
             (c.id, embedding_text(self.title_of(c.doc_id), c)) for c in self.chunks)

@@ -72,6 +72,14 @@ class IndexStore(Protocol):
         """The passage with this id, or None."""
         ...
 
+    def position_of(self, chunk_id: str) -> int | None:
+        """The position of the passage with this id, or None."""
+        ...
+
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        """The passage that follows ``chunk`` in its document, or None."""
+        ...
+
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` passages nearest a unit query vector: (positions, cosine scores),
         best first."""
