@@ -17,6 +17,8 @@ from collab_qa.cli import app as cli
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.feedback import Feedback, FeedbackStore, eval_lines
 from collab_qa.store import DocumentRecord
+from collab_qa.web.conversations import ConversationStore, MemoryConversations, new_turn
+from collab_qa.web.schema import AskResponse
 from collab_qa.web.views import (
     cited_chunk,
     document_blocks,
@@ -166,3 +168,21 @@ def test_serve_on_a_busy_port_is_one_sentence(
         busy.listen()
         result = CliRunner().invoke(cli, ["serve", "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 2 and "--port" in result.output
+
+
+def test_memory_conversations_keep_recent_turns_and_ratings() -> None:
+    store: ConversationStore = MemoryConversations(max_turns=2, max_conversations=2)
+    answer = AskResponse(question="q", abstained=True, best_sentence=None, contacts=[],
+                         passages=[], conflicts=[], index_version="v1", took_ms=1.0)
+    turns = [new_turn(f" question {n} ", [], answer) for n in range(3)]
+    for turn in turns:
+        store.add("a", turn)
+    assert [t.question for t in store.turns("a")] == ["question 1", "question 2"]
+    store.rate("a", turns[2].id, "up")
+    assert store.find("a", turns[2].id).rating == "up"  # type: ignore[union-attr]
+    assert store.find("b", turns[2].id) is None and store.turns(None) == []
+    store.add("b", turns[0])
+    store.add("c", turns[0])  # the least recently used conversation goes
+    assert store.turns("a") == [] and len(store.turns("c")) == 1
+    store.clear("c")
+    assert store.turns("c") == []
