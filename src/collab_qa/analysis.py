@@ -13,12 +13,31 @@ from typing import Any
 
 from collab_qa import lang
 
+_STEMMER_NAMES = {"en": "english", "sv": "swedish"}
+_WORD = re.compile(r"\w+")
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
+
+@lru_cache(maxsize=2)
+def _stemmer(language: str = "en") -> Any:
     import Stemmer
 
-    return Stemmer.Stemmer("english")
+    return Stemmer.Stemmer(_STEMMER_NAMES[language])
+
+
+@lru_cache(maxsize=2)
+def _function_words(language: str) -> frozenset[str]:
+    return frozenset(lang.words("function_words", (language,)))
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """``sv`` or ``en``: the language whose short function words the text uses more ("och",
+    "att", "på" against "the", "of", "and"); ``default`` when neither shows."""
+    words = _WORD.findall(text.casefold())
+    swedish = sum(word in _function_words("sv") for word in words)
+    english = sum(word in _function_words("en") for word in words)
+    if swedish == english:
+        return default
+    return "sv" if swedish > english else "en"
 
 
 @lru_cache(maxsize=1)
