@@ -59,6 +59,8 @@ def load_questions(path: Path = QUESTIONS) -> tuple[list[Question], str]:
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip()]
+        # The blind split is scored only when asked for by name (eval/README.md).
+        rows = [row for row in rows if row.get("split") != "blind"]
         source = str(path.relative_to(ROOT))
     else:
         rows, source = FALLBACK_QUESTIONS, "bench fallback questions (eval set not found)"

@@ -67,11 +67,10 @@ def instrumented(searcher: Any) -> tuple[Any, _Timings]:
 
 
 def _render(answer: Any, version: str) -> bytes:
-    """What the API does after answering: payload, response model, JSON."""
-    from collab_qa.app import AskResponse
-    from collab_qa.views import answer_payload
+    """What the API does after answering: the payload model, then its JSON."""
+    from collab_qa.web.views import answer_payload
 
-    return AskResponse.model_validate(answer_payload(answer, version)).model_dump_json().encode()
+    return answer_payload(answer, version).model_dump_json().encode()
 
 
 def in_process(searcher: Any, questions: list[Question], requests: int,

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from collab_qa.chunking import embedding_text
     from collab_qa.embedding import load_embedder
     from collab_qa.index import load_index
-    from collab_qa.search import compose_query
+    from collab_qa.query import compose_query
 
     questions, source = load_questions()
     queries = [compose_query(q.question, q.history) for q in questions]

@@ -158,7 +158,7 @@ def _measure(retrieve: Retrieve, questions: list[Question], queries: list[str], 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from collab_qa.search import compose_query
+    from collab_qa.query import compose_query
 
     questions, source = load_questions()
     queries = [compose_query(q.question, q.history) for q in questions]

@@ -1,6 +1,6 @@
 """Shared fixtures: a fake embedder for fast tests, the real model and the real corpus index
-for the tests that matter (loaded once per session), a spy on opened files, and the ways to
-damage a built index."""
+for the tests that matter (loaded once per session), the one way tests build the web app
+(``make_app_client``), a spy on opened files, and the ways to damage a built index."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import builtins
 import json
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, overload
 
+import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -22,10 +29,14 @@ from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import Embedder, FakeEmbedder, SentenceTransformerEmbedder
 from collab_qa.index import CURRENT_FILE, build_index, current_version_dir, load_index
 from collab_qa.search import Searcher
+from collab_qa.settings import Settings
 from collab_qa.store.local import LocalStore
+from collab_qa.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
+LOOPBACK = ("127.0.0.1", 50000)
+REMOTE = ("203.0.113.7", 50000)
 
 
 @pytest.fixture
@@ -58,6 +69,75 @@ def tmp_corpus(tmp_path: Path) -> Path:
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
     return corpus
+
+
+@contextmanager
+def serve(app: FastAPI, **config: Any) -> Iterator[str]:
+    """Run ``app`` on a real uvicorn server on a free loopback port; yields its address."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the uvicorn server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+class MakeAppClient(Protocol):
+    """``make_app_client(settings, ...)``: the app as a TestClient, or on a real server."""
+
+    @overload
+    def __call__(self, settings: Settings, embedder: Embedder | None = None, *,
+                 client: tuple[str, int] = LOOPBACK, watch: bool = False,
+                 raise_server_exceptions: bool = True,
+                 server: Literal[False] = False) -> AbstractContextManager[TestClient]: ...
+
+    @overload
+    def __call__(self, settings: Settings, embedder: Embedder | None = None, *,
+                 client: tuple[str, int] = LOOPBACK, watch: bool = False,
+                 raise_server_exceptions: bool = True,
+                 server: Literal[True], **uvicorn_config: Any,
+                 ) -> AbstractContextManager[httpx.Client]: ...
+
+
+@contextmanager
+def _app_client(settings: Settings, embedder: Embedder | None = None, *,
+                client: tuple[str, int] = LOOPBACK, watch: bool = False,
+                raise_server_exceptions: bool = True, server: bool = False,
+                **uvicorn_config: Any) -> Iterator[TestClient | httpx.Client]:
+    app = create_app(settings, embedder=embedder or FakeEmbedder(), watch=watch)
+    if server:
+        with serve(app, **uvicorn_config) as url, httpx.Client(base_url=url,
+                                                               timeout=30) as http:
+            yield http
+        return
+    with TestClient(app, client=client, base_url="http://127.0.0.1",
+                    raise_server_exceptions=raise_server_exceptions) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def make_app_client() -> MakeAppClient:
+    """The one way tests build the web app: ``with make_app_client(settings) as client:``.
+
+    The app runs its lifespan (index loaded, watcher started with ``watch=True``) for the
+    block. ``client`` is the TestClient's client address (``REMOTE`` for another machine);
+    ``server=True`` runs the app on a real uvicorn server instead and yields an httpx client
+    whose ``base_url`` is its address. The embedder is the fake one unless given.
+    """
+    return _app_client  # type: ignore[return-value]
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, **kwargs: object) -> LocalStore:

@@ -5,27 +5,32 @@ Answer quality is tested with the real model in test_app_real.py; here only beha
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from typer.testing import CliRunner
 
-from collab_qa import app as app_module
 from collab_qa.answer import Answer, Conflict, Contact
-from collab_qa.app import ASSETS, LiveIndex, create_app
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import CURRENT_FILE, build_index
 from collab_qa.settings import Settings
+from collab_qa.web import routes_ask
+from collab_qa.web.conversations import CONVERSATION_COOKIE
+from collab_qa.web.live_index import LiveIndex
+from collab_qa.web.pages import ASSETS
+from collab_qa.web.routes_ask import CHAT_HEADER, TURN_HEADER
+from tests.conftest import REMOTE, MakeAppClient
 
-LOOPBACK = ("127.0.0.1", 50000)
-REMOTE = ("203.0.113.7", 50000)
 API_KEYS = {"question", "abstained", "best_sentence", "contacts", "passages", "conflicts",
             "index_version", "took_ms"}
 PASSAGE_KEYS = {"doc_id", "title", "heading", "text", "score", "start", "end", "url"}
@@ -44,15 +49,9 @@ def settings(tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> S
                     _env_file=None)
 
 
-def make_client(settings: Settings, embedder: FakeEmbedder,
-                client: tuple[str, int] = LOOPBACK, **kwargs: Any) -> TestClient:
-    return TestClient(create_app(settings, embedder=embedder, **kwargs), client=client,
-                      base_url="http://127.0.0.1")
-
-
 @pytest.fixture
-def client(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[TestClient]:
-    with make_client(settings, fake_embedder) as test_client:
+def client(settings: Settings, make_app_client: MakeAppClient) -> Iterator[TestClient]:
+    with make_app_client(settings) as test_client:
         yield test_client
 
 
@@ -82,11 +81,12 @@ def test_readyz_summarises_the_manifest(client: TestClient, settings: Settings) 
 
 
 def test_not_ready_without_an_index_then_ready_once_built(
-    tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+    tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder,
+    make_app_client: MakeAppClient,
 ) -> None:
     settings = Settings(corpus_dir=tmp_corpus, index_dir=tmp_path / "none",
                         data_dir=tmp_path / "data", _env_file=None)
-    with make_client(settings, fake_embedder) as client:
+    with make_app_client(settings) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "collab-qa index" in ready.json()["detail"]
         refused = client.post("/api/ask", json={"question": "biobank"})
@@ -203,20 +203,55 @@ def test_unknown_document_ids_are_404(client: TestClient, doc_id: str,
 # ---------------------------------------------------------------------------- viewer
 
 
+def chunk_of(url: str) -> str:
+    """The chunk id a viewer link cites."""
+    return parse_qs(urlsplit(url).query)["chunk"][0]
+
+
+def anchor(chunk_id: str) -> str:
+    return f'id="{escape("chunk-" + chunk_id)}"'
+
+
+def cited_text(page: str) -> str:
+    """The highlighted text of a viewer page, without spaces and hyphens."""
+    cited = "".join(re.findall(r'<mark class="cited">(.*?)</mark>', page, re.DOTALL))
+    return flat(html.unescape(cited))
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", "", text).replace("-", "")
+
+
 def test_viewer_shows_the_whole_document_with_the_cited_chunk(client: TestClient) -> None:
     passage = ask(client, "biobank samples coordinator", k=1)["passages"][0]
     page = client.get(passage["url"])
     assert page.status_code == 200
-    ordinal = int(passage["url"].rsplit("-", 1)[1])
-    assert f'id="chunk-{ordinal}"' in page.text
-    cited = "".join(re.findall(r'<mark class="cited">(.*?)</mark>', page.text, re.DOTALL))
-    flat = re.sub(r"\s+", "", passage["text"]).replace("-", "")
-    assert re.sub(r"\s+", "", cited).replace("-", "").replace("&amp;", "&") == flat.replace(
-        "&", "&"
-    )
     document = client.get(f"/api/documents/{passage['doc_id']}").json()
+    cited = next(c for c in document["chunks"] if c["id"] == chunk_of(passage["url"]))
+    assert passage["url"] == cited["url"] and passage["url"].endswith(
+        "#" + quote("chunk-" + cited["id"], safe=""))
+    assert cited_text(page.text) == flat(passage["text"])
     for chunk in document["chunks"]:
-        assert f'id="chunk-{chunk["ordinal"]}"' in page.text
+        assert anchor(chunk["id"]) in page.text
+
+
+def test_old_position_links_redirect_to_the_chunk_id(client: TestClient) -> None:
+    doc_id = "collaboration-in-germany.txt"
+    document = client.get(f"/api/documents/{doc_id}").json()
+    assert len(document["chunks"]) > 2
+    for chunk in document["chunks"]:
+        old = client.get(f"/documents/{doc_id}?chunk={chunk['ordinal']}",
+                         follow_redirects=False)
+        assert old.status_code == 302 and old.headers["location"] == chunk["url"]
+        assert chunk_of(chunk["url"]) == chunk["id"]
+        page = client.get(chunk["url"])
+        assert cited_text(page.text) == flat(document["text"][chunk["start"]:chunk["end"]])
+    # a position past the end, or an id of another document: the page, nothing highlighted
+    other = client.get("/api/documents/hostile.md").json()["chunks"][0]["id"]
+    for missing in ("999", other):
+        page = client.get(f"/documents/{doc_id}", params={"chunk": missing})
+        assert page.status_code == 200 and "mark" not in page.text.split("<main", 1)[1]
+        assert "no longer in this document" in page.text
 
 
 def test_viewer_without_a_chunk_highlights_nothing(client: TestClient) -> None:
@@ -232,9 +267,11 @@ def test_viewer_escapes_document_text(client: TestClient) -> None:
     assert "<h1>Hostile page</h1>" in page.text
 
 
-def test_viewer_bad_chunk_parameter_is_422(client: TestClient) -> None:
-    assert client.get("/documents/hostile.md?chunk=abc").status_code == 422
-    assert client.get("/documents/hostile.md?chunk=999").status_code == 200
+def test_viewer_unknown_or_overlong_chunk_parameter(client: TestClient) -> None:
+    unknown = client.get("/documents/hostile.md?chunk=abc")
+    assert unknown.status_code == 200 and "no longer in this document" in unknown.text
+    assert client.get("/documents/hostile.md?chunk=-1").status_code == 200
+    assert client.get("/documents/hostile.md?chunk=" + "9" * 1001).status_code == 422
 
 
 def test_missing_document_page_is_html_for_browsers(client: TestClient) -> None:
@@ -273,7 +310,7 @@ def test_form_post_answers_without_javascript_and_keeps_the_conversation(
     assert page.text.count('class="turn"') == 2
     assert "who do I contact about biobank samples" in page.text
     assert 'class="card' in page.text and "Answered in" in page.text
-    conversation = client.cookies.get(app_module.CONVERSATION_COOKIE)
+    conversation = client.cookies.get(CONVERSATION_COOKIE)
     turns = client.app.state.conversations.turns(conversation)  # type: ignore[attr-defined]
     assert turns[1].history == ["who do I contact about biobank samples"]
 
@@ -308,12 +345,33 @@ def test_question_is_escaped_on_the_page(client: TestClient) -> None:
 
 def test_api_turns_from_the_chat_script_survive_a_refresh(client: TestClient) -> None:
     response = client.post("/api/ask", json={"question": "biobank samples"},
-                           headers={app_module.CHAT_HEADER: "1"})
-    assert response.headers[app_module.TURN_HEADER]
+                           headers={CHAT_HEADER: "1"})
+    assert response.headers[TURN_HEADER]
     assert "biobank samples" in client.get("/").text
     plain = client.post("/api/ask", json={"question": "plain api call"})
-    assert app_module.TURN_HEADER.lower() not in plain.headers
+    assert TURN_HEADER.lower() not in plain.headers
     assert "plain api call" not in client.get("/").text
+
+
+def test_chat_script_gets_the_turn_the_page_renders(client: TestClient) -> None:
+    first = client.post("/", data={"question": "who do I contact about biobank samples"},
+                        headers={CHAT_HEADER: "1"})
+    assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
+    fragment = first.text.strip()
+    assert fragment.startswith(f'<article class="turn" id="turn-{first.headers[TURN_HEADER]}"')
+    assert fragment.endswith("</article>") and "<html" not in fragment
+    assert fragment in client.get("/").text  # the same card as after a refresh
+    follow_up = client.post("/", data={"question": "and their phone number?"},
+                            headers={CHAT_HEADER: "1"})
+    assert follow_up.status_code == 200
+    turns = client.app.state.conversations.turns(  # type: ignore[attr-defined]
+        client.cookies.get(CONVERSATION_COOKIE))
+    assert turns[1].history == ["who do I contact about biobank samples"]
+    empty = client.post("/", data={"question": " "}, headers={CHAT_HEADER: "1"})
+    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+    elsewhere = client.post("/", data={"question": "biobank"},
+                            headers={CHAT_HEADER: "1", "origin": "https://evil.example"})
+    assert elsewhere.status_code == 403 and "another site" in elsewhere.json()["detail"]
 
 
 def test_clear_starts_a_new_conversation(client: TestClient) -> None:
@@ -342,7 +400,7 @@ def test_answer_card_renders_contacts_conflicts_and_abstention(
                 ("Germany › Charité", "initiated in 2024")))],
         )
 
-    monkeypatch.setattr(app_module, "answer_question", fake_answer)
+    monkeypatch.setattr(routes_ask, "answer_question", fake_answer)
     client.post("/", data={"question": "who runs the biobank"})
     client.post("/", data={"question": "unanswerable: Japan"})
     page = client.get("/").text
@@ -369,7 +427,7 @@ def test_feedback_form_and_export(client: TestClient, settings: Settings,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     client.post("/", data={"question": "biobank samples coordinator"})
     turn = client.app.state.conversations.turns(  # type: ignore[attr-defined]
-        client.cookies.get(app_module.CONVERSATION_COOKIE))[0]
+        client.cookies.get(CONVERSATION_COOKIE))[0]
     response = client.post("/feedback", data={"turn_id": turn.id, "rating": "up"},
                            follow_redirects=False)
     assert response.status_code == 303
@@ -377,7 +435,7 @@ def test_feedback_form_and_export(client: TestClient, settings: Settings,
     assert client.post("/feedback", data={"turn_id": "nope", "rating": "up"}).status_code == 404
     assert client.post("/feedback", data={"turn_id": turn.id, "rating": "meh"}).status_code == 404
     scripted = client.post("/feedback", data={"turn_id": turn.id, "rating": "down"},
-                           headers={app_module.CHAT_HEADER: "1"})
+                           headers={CHAT_HEADER: "1"})
     assert scripted.status_code == 204
     api = client.post("/api/feedback", json={
         "rating": "up", "question": "Who coordinates Japan?", "abstained": True})
@@ -425,13 +483,13 @@ def test_reindex_from_loopback_switches_the_index(client: TestClient, settings: 
 
 
 def test_reindex_from_another_machine_needs_the_token(
-    settings: Settings, fake_embedder: FakeEmbedder
+    settings: Settings, make_app_client: MakeAppClient
 ) -> None:
-    with make_client(settings, fake_embedder, client=REMOTE) as remote:
+    with make_app_client(settings, client=REMOTE) as remote:
         assert remote.post("/api/reindex").status_code == 403
         assert 'name="token"' in remote.get("/documents").text
     guarded = settings.model_copy(update={"admin_token": "s3cret-token"})
-    with make_client(guarded, fake_embedder, client=REMOTE) as remote:
+    with make_app_client(guarded, client=REMOTE) as remote:
         assert remote.post("/api/reindex").status_code == 403
         wrong = remote.post("/api/reindex", headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 403 and "COLLAB_QA_ADMIN_TOKEN" in wrong.json()["detail"]
@@ -448,14 +506,14 @@ def test_reindex_form_from_another_site_is_refused(client: TestClient) -> None:
 
 
 def test_reindex_while_another_build_holds_the_lock_is_409(
-    settings: Settings, fake_embedder: FakeEmbedder
+    settings: Settings, make_app_client: MakeAppClient
 ) -> None:
     from filelock import FileLock
 
     from collab_qa.index import LOCK_FILE
 
     patient = settings.model_copy(update={"build_lock_timeout": 0.0})
-    with make_client(patient, fake_embedder) as client, FileLock(
+    with make_app_client(patient) as client, FileLock(
         str(settings.index_dir / LOCK_FILE)
     ):
         response = client.post("/api/reindex")
@@ -463,10 +521,10 @@ def test_reindex_while_another_build_holds_the_lock_is_409(
 
 
 def test_reindex_with_a_missing_corpus_is_400(
-    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+    settings: Settings, make_app_client: MakeAppClient, tmp_path: Path
 ) -> None:
     gone = settings.model_copy(update={"corpus_dir": tmp_path / "gone"})
-    with make_client(gone, fake_embedder) as client:
+    with make_app_client(gone) as client:
         response = client.post("/api/reindex")
     assert response.status_code == 400 and "does not exist" in response.json()["detail"]
 
@@ -516,8 +574,8 @@ def test_a_request_in_flight_keeps_its_index(settings: Settings,
 
 
 def test_watch_reindexes_changed_corpus_files(settings: Settings,
-                                              fake_embedder: FakeEmbedder) -> None:
-    with make_client(settings, fake_embedder, watch=True) as client:
+                                              make_app_client: MakeAppClient) -> None:
+    with make_app_client(settings, watch=True) as client:
         before = client.get("/readyz").json()["index_version"]
         time.sleep(0.5)  # let the watcher start before the change
         (settings.corpus_dir / "watched.md").write_text("# Tapir\n\nTapir day is Friday.\n",
@@ -542,11 +600,11 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_feedback_that_cannot_be_saved_is_503(settings: Settings, fake_embedder: FakeEmbedder,
-                                              tmp_path: Path) -> None:
+def test_feedback_that_cannot_be_saved_is_503(settings: Settings, tmp_path: Path,
+                                              make_app_client: MakeAppClient) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data folder should be", encoding="utf-8")
     broken = settings.model_copy(update={"data_dir": blocker})
-    with make_client(broken, fake_embedder) as client:
+    with make_app_client(broken) as client:
         response = client.post("/api/feedback", json={"rating": "up", "question": "q"})
     assert response.status_code == 503 and "could not be saved" in response.json()["detail"]

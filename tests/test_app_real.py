@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from collab_qa.app import create_app
 from collab_qa.embedding import SentenceTransformerEmbedder
 from collab_qa.settings import Settings
+from tests.conftest import MakeAppClient
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,11 @@ BIOBANK = "who do I contact about biobank samples"
 
 @pytest.fixture(scope="module")
 def client(real_embedder: SentenceTransformerEmbedder, corpus_index_dir: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+           tmp_path_factory: pytest.TempPathFactory,
+           make_app_client: MakeAppClient) -> Iterator[TestClient]:
     settings = Settings(corpus_dir=CORPUS, index_dir=corpus_index_dir,
                         data_dir=tmp_path_factory.mktemp("real-data"), _env_file=None)
-    app = create_app(settings, embedder=real_embedder)
-    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as test:
+    with make_app_client(settings, real_embedder) as test:
         yield test
 
 

@@ -35,6 +35,9 @@ MAX_ANSWERABLE_ABSTAINED = 0.03
 @pytest.fixture(scope="module")
 def test_split_report(real_searcher: Searcher) -> EvalReport:
     questions = load_questions(QUESTIONS, real_searcher.index.documents, split="test")
+    # The gate was set on q01-q97; the cross-language (x) and history (h) questions added
+    # since are reported by `collab-qa eval`, and gated once the gate is set again.
+    questions = [q for q in questions if q.id.startswith("q")]
     return run_eval(real_searcher, questions, list(GATE), k=10, source="test split",
                     split="test")
 

@@ -16,12 +16,14 @@ from collab_qa.evaluate import (
     EvalReport,
     ExpectedAnswer,
     ModeResult,
+    QuestionResult,
     answer_coverage,
     calibrate_threshold,
     check_thresholds,
     evidence_at_1,
     hit_at_k,
     load_questions,
+    metrics_by_tag,
     mrr_at_k,
     mrr_from_ranking,
     ndcg_at_k,
@@ -38,6 +40,7 @@ from collab_qa.evaluate import (
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
 CORPUS = ROOT / "corpus"
+SECOND = ROOT / "eval" / "second"
 
 A = ExpectedAnswer("a.txt", "Signed in 2023")
 B = ExpectedAnswer("b.txt", "initiated in 2024")
@@ -118,6 +121,8 @@ def test_thresholds() -> None:
     ('{"question": "q", "answers": [{"doc": "a.txt"}]}', 'line 2: every answer needs'),
     ('{"question": "q", "answers": [], "split": "train"}', 'line 2: "split" must be'),
     ('{"question": "q", "answers": [], "colour": 1}', "line 2: unknown field"),
+    ('{"question": "q", "answers": [], "tags": "history"}', 'line 2: "tags" must be'),
+    ('{"question": "q", "answers": [], "tags": [""]}', 'line 2: "tags" must be'),
 ])
 def test_malformed_lines_name_their_line(line: str, message: str) -> None:
     good = json.dumps({"id": "q1", "question": "ok?", "answers": []})
@@ -135,20 +140,58 @@ def test_unknown_document_is_named(tmp_path: Path) -> None:
         load_questions(tmp_path / "missing.jsonl")
     with pytest.raises(EvalFileError, match="no questions with split 'dev'"):
         load_questions(path, split="dev")
+    with pytest.raises(EvalFileError, match="Unknown split 'train'"):
+        load_questions(path, split="train")
+
+
+def test_the_blind_split_is_scored_only_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text("".join(json.dumps({"id": qid, "question": f"{qid}?", "answers": [],
+                                        "split": split, "tags": ["x"] if split else []}) + "\n"
+                            for qid, split in (("d", "dev"), ("b", "blind"), ("n", None))),
+                    encoding="utf-8")
+    assert [q.id for q in load_questions(path)] == ["d", "n"]
+    blind = load_questions(path, split="blind")
+    assert [(q.id, q.tags) for q in blind] == [("b", ("x",))]
+    with pytest.raises(EvalFileError, match=r"no questions with split 'test' \(its splits: "
+                                            r"blind, dev\)"):
+        load_questions(path, split="test")
+
+
+def _result(qid: str, tags: list[str], hit: float, recall: float, mrr: float,
+            answerable: bool = True) -> QuestionResult:
+    return QuestionResult(qid, "q?", "dev", answerable, False, 0.5, hit, recall, mrr, 0.0, 0.0,
+                          1.0, None, [], tags)
+
+
+def test_metrics_by_tag_over_answerable_questions_with_the_tag() -> None:
+    results = [_result("a", ["cross", "history"], 1.0, 1.0, 1.0),
+               _result("b", ["cross"], 0.0, 0.5, 0.25),
+               _result("c", [], 0.0, 0.0, 0.0),
+               _result("u", ["cross"], 0.0, 0.0, 0.0, answerable=False)]
+    assert metrics_by_tag(results) == {
+        "cross": {"questions": 2.0, "hit@1": 0.5, "recall@5": 0.75, "mrr@10": 0.625},
+        "history": {"questions": 1.0, "hit@1": 1.0, "recall@5": 1.0, "mrr@10": 1.0}}
+    assert metrics_by_tag([_result("c", [], 1.0, 1.0, 1.0)]) == {}
 
 
 # ---------------------------------------------------------------------------- the shipped set
 
 
-def shipped() -> list[EvalQuestion]:
-    return load_questions(QUESTIONS, known_docs=[p.name for p in CORPUS.iterdir()])
+def shipped(questions: Path = QUESTIONS, corpus: Path = CORPUS) -> list[EvalQuestion]:
+    """Every question of a shipped set, the blind split included."""
+    return parse_questions(questions.read_text(encoding="utf-8").splitlines(), str(questions),
+                           known_docs=[p.name for p in corpus.iterdir()])
 
 
-def test_every_evidence_string_is_copied_from_its_document() -> None:
+@pytest.mark.parametrize(("questions", "corpus"), [
+    (QUESTIONS, CORPUS), (SECOND / "questions.jsonl", SECOND / "corpus")])
+def test_every_evidence_string_is_copied_from_its_document(questions: Path,
+                                                           corpus: Path) -> None:
     missing = []
-    for question in shipped():
+    for question in shipped(questions, corpus):
         for answer in question.answers:
-            text = (CORPUS / answer.doc).read_text(encoding="utf-8")
+            text = (corpus / answer.doc).read_text(encoding="utf-8")
             if normalise(answer.contains) not in normalise(text):
                 missing.append((question.id, answer.doc, answer.contains))
     assert not missing, f"evidence not found verbatim in its document: {missing}"
@@ -161,8 +204,19 @@ def test_the_set_covers_what_the_issue_asks_for() -> None:
     follow_ups = [q for q in questions if q.history]
     assert len(unanswerable) >= 10 and len(follow_ups) >= 5
     splits = Counter((q.split, q.answerable) for q in questions)
-    assert min(splits.values()) >= 5 and len(splits) == 4, splits
+    assert min(splits.values()) >= 5, splits
+    assert len(splits) == 2 * len({q.split for q in questions}), splits
     assert {a.doc for q in questions for a in q.answers} == {p.name for p in CORPUS.iterdir()}
     swedish = [q for q in questions if any(w in q.question.lower().split()
                                            for w in ("vem", "vad", "vilket", "när", "vilka"))]
     assert len(swedish) >= 4
+
+
+def test_the_second_corpus_set_is_a_held_out_test_set() -> None:
+    questions = shipped(SECOND / "questions.jsonl", SECOND / "corpus")
+    assert len(questions) >= 32 and {q.split for q in questions} == {"test"}
+    assert sum(not q.answerable for q in questions) >= 6
+    assert sum("cross-language" in q.tags for q in questions) >= 6
+    assert sum(bool(q.history) for q in questions) >= 3
+    assert {a.doc for q in questions for a in q.answers} == {
+        p.name for p in (SECOND / "corpus").iterdir()}

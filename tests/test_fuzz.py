@@ -5,9 +5,6 @@ per operation; hypothesis properties of the eval file parser."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,40 +23,25 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from collab_qa.app import create_app
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import build_index
 from collab_qa.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, MakeAppClient
 
 EXAMPLES_PER_OPERATION = 30
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
+def api_url(tmp_path_factory: pytest.TempPathFactory,
+            make_app_client: MakeAppClient) -> Iterator[str]:
     root = tmp_path_factory.mktemp("fuzz")
     embedder = FakeEmbedder()
     build_index(CORPUS, root / "index", embedder, ChunkerConfig())
     app_settings = Settings(corpus_dir=CORPUS, index_dir=root / "index", data_dir=root / "data",
                             _env_file=None)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(app_settings, embedder=embedder),
-                                           log_level="warning", limit_concurrency=20))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with make_app_client(app_settings, embedder, server=True, limit_concurrency=20) as http:
+        yield str(http.base_url).rstrip("/")
 
 
 def test_api_conforms_to_its_schema(api_url: str) -> None:

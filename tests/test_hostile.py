@@ -20,19 +20,16 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from collab_qa import cli
-from collab_qa.app import create_app
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import build_index
-from collab_qa.security import docs_policy, host_allowed, script_hashes
 from collab_qa.settings import Settings
-from tests.conftest import CORPUS, DAMAGES, damage_index
+from collab_qa.web.security import docs_policy, host_allowed, script_hashes
+from tests.conftest import CORPUS, DAMAGES, LOOPBACK, REMOTE, MakeAppClient, damage_index
 
 IMG = '"><img src=x onerror=alert(1)>'
 SCRIPT = "<script>alert(1)</script>"
 CANARY = "CANARY-secret-outside-the-corpus"
-LOOPBACK = ("127.0.0.1", 50000)
-REMOTE = ("203.0.113.7", 50000)
 
 
 def make_settings(root: Path) -> Settings:
@@ -54,15 +51,12 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-def make_client(settings: Settings, client: tuple[str, int] = LOOPBACK) -> TestClient:
-    return TestClient(create_app(settings, embedder=FakeEmbedder()), client=client,
-                      base_url="http://127.0.0.1", raise_server_exceptions=False)
-
-
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory,
+           make_app_client: MakeAppClient) -> Iterator[TestClient]:
     """One app for the tests that only send requests."""
-    with make_client(make_settings(tmp_path_factory.mktemp("hostile"))) as test_client:
+    settings = make_settings(tmp_path_factory.mktemp("hostile"))
+    with make_app_client(settings, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -164,6 +158,56 @@ def test_a_chunked_body_is_cut_off_at_the_limit(client: TestClient) -> None:
     response = client.post("/api/ask", content=chunks(),
                            headers={"content-type": "application/json"})
     assert_sentence(response, 413)
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP response as a client reads it: the head, then Content-Length bytes of body."""
+    response = b""
+    while b"\r\n\r\n" not in response:
+        data = sock.recv(65536)  # a reset raises here
+        assert data, f"the server closed the connection after {response[:200]!r}"
+        response += data
+    head, _, body = response.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        data = sock.recv(65536)
+        assert data, "the server closed the connection in the middle of the response"
+        body += data
+    return head, body
+
+
+def chunked(body: bytes, size: int = 65536) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+             for i in range(0, len(body), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+def test_the_413_reaches_a_client_that_sends_a_huge_body(
+    tmp_path: Path, make_app_client: MakeAppClient
+) -> None:
+    """A real server: 20 times 10 MB, declared or chunked; the client sends it all without a
+    reset and reads the 413 with its sentence (the server reads and discards the rest)."""
+    body = b'{"question": "' + b"x" * 9_999_980 + b'"}'
+    with make_app_client(make_settings(tmp_path), server=True) as http:
+        address = (http.base_url.host, http.base_url.port or 80)
+        for attempt in range(20):
+            head = (b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\n")
+            if attempt % 2:
+                request = head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body)
+            else:
+                request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+            with socket.create_connection(address, timeout=30) as sock:
+                sock.sendall(request)  # a reset would raise here
+                status, payload = read_response(sock)
+            assert status.startswith(b"HTTP/1.1 413"), (attempt, status[:200])
+            assert "262,144-byte limit" in json.loads(payload)["detail"]
+        # A client that waits for "100 Continue" gets the 413 instead and sends nothing.
+        with socket.create_connection(address, timeout=30) as sock:
+            sock.sendall(b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            status, payload = read_response(sock)
+        assert status.startswith(b"HTTP/1.1 413") and b"byte limit" in payload
 
 
 @pytest.mark.parametrize("question", [
@@ -278,17 +322,18 @@ def test_trusted_host_patterns() -> None:
     assert host_allowed("anything:1", ["*"])
 
 
-def test_admin_routes_need_the_token_off_loopback(settings: Settings) -> None:
-    with make_client(settings, REMOTE) as remote:
+def test_admin_routes_need_the_token_off_loopback(settings: Settings,
+                                                  make_app_client: MakeAppClient) -> None:
+    with make_app_client(settings, client=REMOTE, raise_server_exceptions=False) as remote:
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-token"}):
             assert_sentence(remote.post("/api/reindex", headers=headers), 403)
         assert remote.post("/documents/reindex", data={"token": "wrong"}).status_code == 403
         ok = remote.post("/api/reindex", headers={"authorization": "Bearer s3cret-token"})
         assert ok.status_code == 200 and ok.json()["index_version"]
     settings = settings.model_copy(update={"admin_token": ""})
-    with make_client(settings, REMOTE) as remote:
+    with make_app_client(settings, client=REMOTE, raise_server_exceptions=False) as remote:
         assert_sentence(remote.post("/api/reindex", headers={"authorization": "Bearer "}), 403)
-    with make_client(settings, LOOPBACK) as local:
+    with make_app_client(settings, client=LOOPBACK, raise_server_exceptions=False) as local:
         assert local.post("/api/reindex").status_code == 200
 
 
@@ -345,9 +390,10 @@ def test_ask_and_serve_refuse_a_corrupt_index(settings: Settings, damage: str,
 
 @pytest.mark.parametrize("damage", ["truncated faiss", "wrong model", "missing chunk store"])
 def test_a_running_server_keeps_its_index_when_the_new_one_is_broken(
-    settings: Settings, damage: str, caplog: pytest.LogCaptureFixture
+    settings: Settings, damage: str, caplog: pytest.LogCaptureFixture,
+    make_app_client: MakeAppClient,
 ) -> None:
-    with make_client(settings) as client:
+    with make_app_client(settings, raise_server_exceptions=False) as client:
         before = client.get("/readyz").json()
         (settings.corpus_dir / "new.md").write_text("# New\n\nA zebrafish note.", encoding="utf-8")
         build_index(settings.corpus_dir, settings.index_dir, FakeEmbedder(), ChunkerConfig())

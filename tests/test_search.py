@@ -7,7 +7,8 @@ import pytest
 from collab_qa.analysis import lexical_tokens
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.errors import QuestionError
-from collab_qa.search import Searcher, compose_query, is_follow_up
+from collab_qa.query import compose_query, is_follow_up
+from collab_qa.search import Searcher
 from tests.conftest import build
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from typer.testing import CliRunner
@@ -15,8 +16,11 @@ from collab_qa.chunking import Chunk
 from collab_qa.cli import app as cli
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.feedback import Feedback, FeedbackStore, eval_lines
-from collab_qa.index import DocumentRecord
-from collab_qa.views import (
+from collab_qa.store import DocumentRecord
+from collab_qa.web.conversations import ConversationStore, MemoryConversations, new_turn
+from collab_qa.web.schema import AskResponse
+from collab_qa.web.views import (
+    cited_chunk,
     document_blocks,
     document_url,
     mark_sentence,
@@ -51,19 +55,30 @@ def test_every_chunk_gets_an_anchor_and_the_cited_one_is_flagged() -> None:
               chunk(2, contacts, len(TEXT))]
     blocks = document_blocks(record(), chunks, cited=chunks[1])
     anchors = [n for b in blocks for p in b.pieces for n in p.anchors]
-    assert anchors == [0, 1, 2]
+    assert anchors == [c.id for c in chunks]
     cited = "".join(p.text for b in blocks for p in b.pieces if p.cited)
     assert cited == "Intro two."
     paragraph = blocks[1]
     assert [(p.text, p.anchors, p.cited) for p in paragraph.pieces] == [
-        ("Intro line one. ", [], False), ("Intro two.", [1], True)]
+        ("Intro line one. ", [], False), ("Intro two.", [chunks[1].id], True)]
 
 
 def test_plain_text_headings_are_recognised() -> None:
     text = "Support for industry\n\nKI helps researchers. It has offices.\n"
-    blocks = document_blocks(record(text, "plain"), [chunk(0, 0, len(text) - 1, text)])
+    only = chunk(0, 0, len(text) - 1, text)
+    blocks = document_blocks(record(text, "plain"), [only])
     assert [b.kind for b in blocks] == ["h2", "p"]
-    assert blocks[0].pieces[0].anchors == [0]
+    assert blocks[0].pieces[0].anchors == [only.id]
+
+
+def test_cited_chunk_by_id_or_by_an_old_position() -> None:
+    chunks = [chunk(0, 0, 7), chunk(1, 9, 35), chunk(2, 37, 48)]
+    assert cited_chunk(chunks, chunks[1].id) == (chunks[1], None)
+    assert cited_chunk(chunks, "2") == (None, chunks[2])  # an old link: redirect to the id
+    for nothing in (None, "", "3", "-1", "abc", "²", "9" * 30):
+        assert cited_chunk(chunks, nothing) == (None, None)
+    digits = cast(Chunk, SimpleNamespace(id="1", ordinal=0))  # an id that looks like a position
+    assert cited_chunk([digits, *chunks], "1") == (digits, None)
 
 
 def test_mark_sentence() -> None:
@@ -73,7 +88,9 @@ def test_mark_sentence() -> None:
 
 
 def test_links() -> None:
-    assert document_url("sub dir/a#b.md", 3) == "/documents/sub%20dir/a%23b.md?chunk=3#chunk-3"
+    assert document_url("sub dir/a#b.md", "c0ffee") == (
+        "/documents/sub%20dir/a%23b.md?chunk=c0ffee#chunk-c0ffee")
+    assert document_url("a.txt", "a.txt#3") == "/documents/a.txt?chunk=a.txt%233#chunk-a.txt%233"
     assert document_url("a.txt") == "/documents/a.txt"
     assert tel_href("08-524 820 03") == "tel:0852482003"
     assert tel_href("+46 8 524 800 00") == "tel:+46852480000"
@@ -151,3 +168,21 @@ def test_serve_on_a_busy_port_is_one_sentence(
         busy.listen()
         result = CliRunner().invoke(cli, ["serve", "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 2 and "--port" in result.output
+
+
+def test_memory_conversations_keep_recent_turns_and_ratings() -> None:
+    store: ConversationStore = MemoryConversations(max_turns=2, max_conversations=2)
+    answer = AskResponse(question="q", abstained=True, best_sentence=None, contacts=[],
+                         passages=[], conflicts=[], index_version="v1", took_ms=1.0)
+    turns = [new_turn(f" question {n} ", [], answer) for n in range(3)]
+    for turn in turns:
+        store.add("a", turn)
+    assert [t.question for t in store.turns("a")] == ["question 1", "question 2"]
+    store.rate("a", turns[2].id, "up")
+    assert store.find("a", turns[2].id).rating == "up"  # type: ignore[union-attr]
+    assert store.find("b", turns[2].id) is None and store.turns(None) == []
+    store.add("b", turns[0])
+    store.add("c", turns[0])  # the least recently used conversation goes
+    assert store.turns("a") == [] and len(store.turns("c")) == 1
+    store.clear("c")
+    assert store.turns("c") == []

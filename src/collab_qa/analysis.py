@@ -11,12 +11,33 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from collab_qa import lang
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
+_STEMMER_NAMES = {"en": "english", "sv": "swedish"}
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=2)
+def _stemmer(language: str = "en") -> Any:
     import Stemmer
 
-    return Stemmer.Stemmer("english")
+    return Stemmer.Stemmer(_STEMMER_NAMES[language])
+
+
+@lru_cache(maxsize=2)
+def _function_words(language: str) -> frozenset[str]:
+    return frozenset(lang.words("function_words", (language,)))
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """``sv`` or ``en``: the language whose short function words the text uses more ("och",
+    "att", "på" against "the", "of", "and"); ``default`` when neither shows."""
+    words = _WORD.findall(text.casefold())
+    swedish = sum(word in _function_words("sv") for word in words)
+    english = sum(word in _function_words("en") for word in words)
+    if swedish == english:
+        return default
+    return "sv" if swedish > english else "en"
 
 
 @lru_cache(maxsize=1)
@@ -32,17 +53,18 @@ def fold_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-# Numbers are one word whatever the language: "fyra" and "4" are indexed as "four" ("one",
-# "en" and "ett" are left alone, the last two being articles too; so is "sex").
+# Numbers are one word whatever the language: "fyra" and "4" are indexed as "four". Words
+# that are also ordinary words ("en", "ett", "sex") are left alone.
+_CANONICAL = {value: word for word, value in lang.numbers(("en",)).items()}
 _NUMBER_WORDS = {
-    "tva": "two", "tre": "three", "fyra": "four", "fem": "five", "sju": "seven",
-    "atta": "eight", "nio": "nine", "tio": "ten", "elva": "eleven", "tolv": "twelve",
-    "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
-    "8": "eight", "9": "nine",
+    **{fold_accents(word): _CANONICAL[value] for word, value in lang.numbers().items()
+       if word not in lang.words("ambiguous_numbers") and word != _CANONICAL[value]},
+    **{str(value): _CANONICAL[value] for value in range(2, 10)},
 }
 # A word, or a lone digit (not part of "2.7", "KM-4" or a date).
-_NUMBER_WORD = re.compile(r"\b(?:tva|tre|fyra|fem|sju|atta|nio|tio|elva|tolv)\b"
-                          r"|(?<![\w.,-])[2-9](?![\w-]|[.,]\d)")
+_NUMBER_WORD = re.compile(
+    rf"\b(?:{'|'.join(word for word in _NUMBER_WORDS if not word.isdigit())})\b"
+    r"|(?<![\w.,-])[2-9](?![\w-]|[.,]\d)")
 
 
 def _common_numbers(text: str) -> str:
@@ -54,7 +76,7 @@ def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
 
     Folding is applied to documents and questions alike, so a document that writes "Cafe"
     is found for "Café"; the stop words are folded the same way. Small numbers are written
-    as English words, so "fyra campus" and "4 units" match "four units"."""
+    as English words, so "fyra" and "4" match "four"."""
     import bm25s
 
     tokenized = bm25s.tokenize(
@@ -68,12 +90,7 @@ def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
 
 
 # Question words carry no topic; bm25s' stop-word lists keep some of them.
-QUESTION_WORDS = frozenset((
-    "who", "whom", "whose", "what", "when", "where", "which", "why", "how", "our", "we", "us",
-    "you", "your", "i", "me", "my", "do", "doe", "does", "can", "could", "would", "should",
-    "get", "tell", "know", "want", "need", "there", "here", "anyon", "anyth", "someth", "vem",
-    "vad", "när", "var", "vilk", "vilket", "vilka", "hur", "finn", "kan", "jag", "vi", "oss",
-))
+QUESTION_WORDS = frozenset((*lang.words("question_words"), *lang.words("question_stems")))
 
 
 def content_tokens(texts: Sequence[str]) -> list[list[str]]:
@@ -131,7 +148,7 @@ class TermStats:
     def from_document_frequencies(cls, df: dict[str, int], size: int,
                                   chunk_tokens: dict[str, frozenset[str]] | None = None,
                                   ) -> TermStats:
-        """Statistics from the number of passages holding each word, out of ``size``."""
+        """Statistics from how many passages hold each word, out of ``size``."""
         n = max(size, 1)
         return cls({t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()},
                    math.log(1 + (n + 0.5) / 0.5), chunk_tokens or {}, size=n)

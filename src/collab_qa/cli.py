@@ -90,7 +90,7 @@ def ask(
     from collab_qa.answer import answer_question
     from collab_qa.embedding import load_embedder
     from collab_qa.search import open_searcher
-    from collab_qa.views import answer_payload
+    from collab_qa.web.views import answer_payload
 
     settings = load_settings()
     with user_errors():
@@ -99,7 +99,7 @@ def ask(
                                  mode=mode or settings.default_mode, history=history or ())
     if as_json:
         payload = answer_payload(answer, searcher.index.version)
-        console.print_json(json.dumps(payload, ensure_ascii=False))
+        console.print_json(json.dumps(payload.model_dump(mode="json"), ensure_ascii=False))
         return
     if answer.abstained:
         console.print("[bold]The documents don't answer this.[/]"
@@ -154,9 +154,9 @@ def serve(
 
     import uvicorn
 
-    from collab_qa.app import create_app, rebuild_index, served_url
     from collab_qa.embedding import load_embedder
-    from collab_qa.index import current_version_dir, load_index
+    from collab_qa.index import build_index_from_settings, current_version_dir, load_index
+    from collab_qa.web.app import create_app, served_url
 
     settings = load_settings(host=host, port=port)
     with user_errors():
@@ -164,7 +164,7 @@ def serve(
         if current_version_dir(settings.index_dir) is None:
             console.print(f"No index in {settings.index_dir} yet; building it from "
                           f"{settings.corpus_dir}...", highlight=False)
-            report = rebuild_index(settings, embedder)
+            report = build_index_from_settings(settings, embedder)
             console.print(f"Index {report.version}: {report.chunks} chunks from "
                           f"{len(report.added)} documents in {report.seconds:.1f} s.",
                           highlight=False)
@@ -222,7 +222,8 @@ def eval_command(
     fail_under: Annotated[list[str] | None, typer.Option(
         "--fail-under", help="METRIC=VALUE, repeatable; exit 1 when a mode misses it "
         "(for latency and answerable_abstained: when it exceeds it).")] = None,
-    split: Annotated[str | None, typer.Option(help="Only questions of this split: dev or test.")
+    split: Annotated[str | None, typer.Option(
+        help="Only questions of this split: dev, test or blind (blind is left out otherwise).")
                      ] = None,
     beir: Annotated[Path | None, typer.Option(
         help="Run a BEIR-layout benchmark folder (e.g. SciFact) instead of a question file.")
@@ -241,8 +242,6 @@ def eval_command(
         if beir is not None:
             _eval_beir(beir, modes, settings)
             return
-        if split not in (None, "dev", "test"):
-            raise UserError(f"Unknown split '{split}'; use dev or test.")
         from collab_qa.evaluate import load_questions, run_eval
         from collab_qa.search import open_searcher
 
@@ -265,6 +264,11 @@ def eval_command(
             else f"{mode_result.metrics[n]:.1f}" if n.endswith("_ms")
             else f"{mode_result.metrics[n]:.3f}" for n in names])
     console.print(table)
+    for mode_result in result.modes:
+        for tag, values in mode_result.by_tag.items():
+            console.print(f"{mode_result.mode} · tag {tag} ({values['questions']:.0f} answerable):"
+                          f" Hit@1 {values['hit@1']:.3f}, R@5 {values['recall@5']:.3f}, "
+                          f"MRR@10 {values['mrr@10']:.3f}", highlight=False)
     encode = result.query_encode_ms
     console.print(f"Latency is search + answer after the query encode (encode: p50 "
                   f"{encode['p50'] or 0:.1f} ms, p95 {encode['p95'] or 0:.1f} ms).",

@@ -19,6 +19,8 @@ from typing import Literal
 
 import charset_normalizer
 
+from collab_qa import lang
+
 TextFormat = Literal["markdown", "plain"]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
@@ -26,7 +28,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".doc
 BULLET_GLYPHS = "•◦▪▫●○■□‣⁃∙·–—"
 _BULLET_LINE = re.compile(rf"^[ \t]*[{BULLET_GLYPHS}*][ \t]+")
 _HEADING_PREFIX = re.compile(r"^(#{1,6})\s+(.*)$")
-_PLACEHOLDER = re.compile(r"komplettera med text|lorem ipsum|\bTODO\b|\bTBD\b", re.IGNORECASE)
+_PLACEHOLDER = re.compile(lang.alternation("placeholders"), re.IGNORECASE)
 _LABEL_VALUE = re.compile(r"^(\S+\s){0,2}\S+:\s")
 
 
@@ -194,7 +196,7 @@ LOADERS: dict[str, Callable[[bytes], tuple[str, TextFormat]]] = {
 
 
 def is_placeholder(line: str) -> bool:
-    """Lines like "Komplettera med text" that stand in for content not written yet."""
+    """Lines that stand in for content not written yet ("lorem ipsum", "TBD")."""
     return bool(_PLACEHOLDER.search(line))
 
 

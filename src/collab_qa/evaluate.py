@@ -3,7 +3,7 @@
 A question file has one JSON object a line (see eval/README.md)::
 
     {"id": "q01", "question": "...", "answers": [{"doc": "<file>", "contains": "<evidence>"}],
-     "history": ["earlier question"], "split": "dev"}
+     "history": ["earlier question"], "split": "dev", "tags": ["follow-up"]}
 
 ``answers: []`` means the documents cannot answer and the system should abstain. A hit is
 relevant to an expected answer when it comes from the named document and its text contains
@@ -28,9 +28,14 @@ from typing import Any
 
 from collab_qa.answer import answer_question
 from collab_qa.errors import UserError
-from collab_qa.search import Searcher, compose_query
+from collab_qa.query import compose_query
+from collab_qa.search import Searcher
 
-SPLITS = ("dev", "test")
+SPLITS = ("dev", "test", "blind")
+#: Scored only when asked for by name, so routine runs never show its answers.
+BLIND_SPLIT = "blind"
+#: The metrics reported per tag, over the answerable questions that carry it.
+TAG_METRICS = ("hit@1", "recall@5", "mrr@10")
 METRICS = ("hit@1", "recall@5", "mrr@10", "ndcg@10", "evidence@1",
            "unanswerable_abstained", "answerable_abstained", "latency_p50_ms",
            "latency_p95_ms")
@@ -64,6 +69,7 @@ class EvalQuestion:
     history: tuple[str, ...] = ()
     split: str | None = None
     line: int = 0
+    tags: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -87,7 +93,7 @@ def _parse_line(raw: str, number: int, source: str) -> EvalQuestion:
         raise fail(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(row, dict):
         raise fail("expected a JSON object")
-    unknown = set(row) - {"id", "question", "answers", "history", "split"}
+    unknown = set(row) - {"id", "question", "answers", "history", "split", "tags"}
     if unknown:
         raise fail(f"unknown field(s) {', '.join(sorted(unknown))}")
     question = row.get("question")
@@ -108,11 +114,14 @@ def _parse_line(raw: str, number: int, source: str) -> EvalQuestion:
     split = row.get("split")
     if split is not None and split not in SPLITS:
         raise fail(f'"split" must be one of {", ".join(SPLITS)}, not {split!r}')
+    tags = row.get("tags", [])
+    if not (isinstance(tags, list) and all(isinstance(t, str) and t.strip() for t in tags)):
+        raise fail('"tags" must be a list of non-empty strings')
     qid = row.get("id", f"line{number}")
     if not isinstance(qid, str | int):
         raise fail('"id" must be a string')
     return EvalQuestion(str(qid), question.strip(), tuple(expected), tuple(history), split,
-                        number)
+                        number, tuple(tags))
 
 
 def parse_questions(lines: Iterable[str], source: str = "questions",
@@ -154,8 +163,12 @@ def load_questions(path: Path, known_docs: Iterable[str] | None = None,
                    split: str | None = None) -> list[EvalQuestion]:
     """Read a question file, optionally keeping one split.
 
+    Without a split every question is kept except the blind split's, which is scored only
+    when asked for by name.
+
     Raises:
-        EvalFileError: for a missing or malformed file, or an unknown document.
+        EvalFileError: for a missing or malformed file, an unknown document, or a split that
+            is unknown or absent from the file.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -164,11 +177,16 @@ def load_questions(path: Path, known_docs: Iterable[str] | None = None,
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalFileError(f"The question file {path} cannot be read ({exc}).") from None
     questions = parse_questions(text.splitlines(), str(path), known_docs)
-    if split is not None:
-        questions = [q for q in questions if q.split == split]
-        if not questions:
-            raise EvalFileError(f"{path} has no questions with split {split!r}.")
-    return questions
+    if split is None:
+        return [q for q in questions if q.split != BLIND_SPLIT]
+    if split not in SPLITS:
+        raise EvalFileError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    kept = [q for q in questions if q.split == split]
+    if not kept:
+        present = sorted({q.split for q in questions if q.split}) or ["none"]
+        raise EvalFileError(f"{path} has no questions with split {split!r} (its splits: "
+                            f"{', '.join(present)}).")
+    return kept
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -320,6 +338,7 @@ class QuestionResult:
     latency_ms: float
     best_sentence: str | None
     top: list[dict[str, Any]]
+    tags: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -337,6 +356,7 @@ class ModeResult:
     mode: str
     metrics: dict[str, float | None]
     questions: list[QuestionResult] = field(default_factory=list)
+    by_tag: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[QuestionResult]:
@@ -359,7 +379,7 @@ class EvalReport:
         return {
             "source": self.source, "split": self.split, "k": self.k, "counts": self.counts,
             "settings": self.settings, "query_encode_ms": self.query_encode_ms,
-            "modes": [{"mode": m.mode, "metrics": m.metrics,
+            "modes": [{"mode": m.mode, "metrics": m.metrics, "by_tag": m.by_tag,
                        "questions": [asdict(q) | {"failed": q.failed} for q in m.questions]}
                       for m in self.modes],
         }
@@ -381,6 +401,21 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float | None]:
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
     }
+
+
+def metrics_by_tag(results: Sequence[QuestionResult]) -> dict[str, dict[str, float | None]]:
+    """Hit@1, Recall@5 and MRR@10 over the answerable questions carrying each tag, with
+    their count ("questions")."""
+    tagged: dict[str, list[QuestionResult]] = {}
+    for result in results:
+        if result.answerable:
+            for tag in result.tags:
+                tagged.setdefault(tag, []).append(result)
+    by_tag: dict[str, dict[str, float | None]] = {}
+    for tag, group in sorted(tagged.items()):
+        metrics = summarise(group)
+        by_tag[tag] = {"questions": float(len(group)), **{n: metrics[n] for n in TAG_METRICS}}
+    return by_tag
 
 
 def evaluate_question(searcher: Searcher, question: EvalQuestion, mode: str, k: int,
@@ -413,6 +448,7 @@ def evaluate_question(searcher: Searcher, question: EvalQuestion, mode: str, k: 
         top=[{"doc": h.doc_id, "citation": h.citation, "score": round(h.score, 4),
               "relevant": bool(c), "text": h.text[:200]} for h, c in zip(hits[:3], coverage,
                                                                             strict=False)],
+        tags=list(question.tags),
     )
 
 
@@ -448,7 +484,8 @@ def run_eval(
                                                   abstain_threshold))
             if progress is not None:
                 progress(mode, done, len(questions))
-        results.append(ModeResult(mode, summarise(per_question), per_question))
+        results.append(ModeResult(mode, summarise(per_question), per_question,
+                                  metrics_by_tag(per_question)))
     answerable = sum(q.answerable for q in questions)
     return EvalReport(
         source=source, split=split, k=k,

@@ -80,6 +80,10 @@ class IndexStore(Protocol):
         """The passage after ``chunk`` in its document, or None at the document's end."""
         ...
 
+    def position_of(self, chunk_id: str) -> int | None:
+        """The position of the passage with this id, or None."""
+        ...
+
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` passages nearest a unit query vector: (positions, cosine scores),
         best first."""

@@ -81,6 +81,9 @@ class MemoryStore:
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
         return self._table.by_id(chunk_id)
 
+    def position_of(self, chunk_id: str) -> int | None:
+        return self._table.position_of(chunk_id)
+
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
         return self._table.next_chunk(chunk)
 

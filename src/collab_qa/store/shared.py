@@ -29,6 +29,7 @@ class ChunkTable:
 
     def __init__(self, chunks: Sequence[Chunk]) -> None:
         self._by_id = {chunk.id: chunk for chunk in chunks}
+        self._positions = {chunk.id: position for position, chunk in enumerate(chunks)}
         self._by_place = {(chunk.doc_id, chunk.ordinal): chunk for chunk in chunks}
 
     def by_id(self, chunk_id: str) -> Chunk | None:
@@ -39,6 +40,10 @@ class ChunkTable:
             if ordinal.isdigit():
                 found = self._by_place.get((doc_id, int(ordinal)))
         return found
+
+    def position_of(self, chunk_id: str) -> int | None:
+        """The position of the passage with this id, or None."""
+        return self._positions.get(chunk_id)
 
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
         """The passage after ``chunk`` in its document, or None."""

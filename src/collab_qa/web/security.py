@@ -1,5 +1,6 @@
 """What the web app exposes, and how little: security headers, a request body limit and a Host
-check, installed on the app by ``install_security(app, settings)``.
+check, installed on the app by ``install_security(app, settings)``; and the checks of the
+admin routes and forms.
 
 - Every response carries a Content-Security-Policy that allows scripts, styles and images from
   this server only (no inline script, no framing), ``X-Content-Type-Options: nosniff``, a
@@ -7,25 +8,34 @@ check, installed on the app by ``install_security(app, settings)``.
   server) gets its own policy: its one inline script is allowed by its sha256 hash; no other
   page may run inline script.
 - A request whose body is larger than ``COLLAB_QA_MAX_BODY_BYTES`` is refused with 413 before
-  anything reads it (by its Content-Length, or, for a chunked body, as soon as the bytes read
-  pass the limit).
+  the app reads it (by its Content-Length, or, for a chunked body, as soon as the bytes read
+  pass the limit). The 413 is sent at once; then the rest of the body is read and thrown
+  away (up to ``DRAIN_BYTES`` and ``DRAIN_SECONDS``) before the connection is closed, as
+  nginx's lingering close does: closing a socket with unread data resets the connection,
+  and the client would see the reset instead of the 413.
 - A request whose ``Host`` is not in ``COLLAB_QA_TRUSTED_HOSTS`` is refused with 400, so a web
   page elsewhere cannot reach a server on this machine through DNS rebinding.
 
-Admin routes (rebuilding the index) check the client address and ``COLLAB_QA_ADMIN_TOKEN`` in
-``app.py``; the bind address, connection limit and timeouts are set by ``collab-qa serve``.
+Forms are refused when posted from another site (``require_same_origin``); rebuilding the
+index needs a loopback client or ``COLLAB_QA_ADMIN_TOKEN`` (``require_admin``). The bind
+address, connection limit and timeouts are set by ``collab-qa serve``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import ipaddress
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collab_qa.settings import Settings
@@ -44,6 +54,8 @@ SECURITY_HEADERS = {
     "cross-origin-resource-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
+DRAIN_BYTES = 64 * 1024 * 1024  # a refused body is read and discarded up to this size
+DRAIN_SECONDS = 10.0  # ... or for this long
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL)
 
 
@@ -104,13 +116,48 @@ def docs_policy(html: bytes) -> str:
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-async def _send_json(send: Send, status: int, detail: str,
-                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+def _json_message(status: int, detail: str,
+                  extra: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, bytes]:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode()), *(extra or [])]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    return {"type": "http.response.start", "status": status, "headers": headers}, body
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    start, body = _json_message(status, detail)
+    await send(start)
     await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_body(send: Send, receive: Receive, limit: int, *, drain: bool) -> None:
+    """Send the 413, then read and discard what the client still sends, then close.
+
+    The response is complete on the wire (its Content-Length is met) before the body is
+    read, so a client that waits for it gets it at once. It is ended only when the request
+    body has been read, the client has gone, or ``DRAIN_BYTES``/``DRAIN_SECONDS`` are used
+    up: a server that closes with unread data resets the connection.
+    """
+    start, body = _json_message(413, body_too_large_sentence(limit),
+                                [(b"connection", b"close")])
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": drain})
+    if not drain:
+        return
+    discarded = 0
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while discarded <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+            discarded += len(message.get("body", b""))
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _sends_body(headers: dict[bytes, bytes]) -> bool:
+    """False when the client waits for "100 Continue" before it sends the body: then there
+    is nothing to discard, and asking for the body would invite it."""
+    return b"100-continue" not in headers.get(b"expect", b"").lower()
 
 
 class SecurityMiddleware:
@@ -158,17 +205,18 @@ class SecurityMiddleware:
                 await _send_json(send_secured, 400, "The Content-Length header is not a number.")
                 return
             if declared > self.max_body_bytes:
-                # Refused before anything reads the body; the connection is closed after it.
-                await _send_json(send_secured, 413, body_too_large_sentence(self.max_body_bytes),
-                                 [(b"connection", b"close")])
+                await _refuse_body(send_secured, receive, self.max_body_bytes,
+                                   drain=_sends_body(headers))
                 return
         received = 0
+        body_done = False
 
         async def receive_limited() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body")
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
             return message
@@ -181,8 +229,8 @@ class SecurityMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await _send_json(send_secured, 413, body_too_large_sentence(self.max_body_bytes),
-                             [(b"connection", b"close")])
+            await _refuse_body(send_secured, receive, self.max_body_bytes,
+                               drain=not body_done)
 
     def _docs_sender(self, send: Send) -> Any:
         """Hold a documentation page until its body is complete, to hash its inline script."""
@@ -215,3 +263,59 @@ def install_security(app: FastAPI, settings: Settings) -> None:
     docs = frozenset({DOCS_PATH})
     app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes,
                        trusted_hosts=trusted, docs_paths=docs)
+
+
+# ---------------------------------------------------------------------------- forms and admin
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a client address is this machine."""
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def same_origin(request: Request) -> bool:
+    """False for a browser form posted from another site or another port of this host.
+
+    Browsers send ``Sec-Fetch-Site``; older ones only ``Origin`` (which is "null" in some
+    same-origin cases, so Sec-Fetch-Site is asked first). Other clients send neither.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
+def require_same_origin(request: Request) -> None:
+    """Refuse a form posted from another site with 403."""
+    if not same_origin(request):
+        raise HTTPException(403, "This form was posted from another site; it was refused.")
+
+
+def require_admin(request: Request, admin_token: str, token: str | None = None) -> None:
+    """Allow rebuilding the index from this machine, or with the admin token.
+
+    Args:
+        request: The request; its client address and ``Authorization: Bearer`` header count.
+        admin_token: ``COLLAB_QA_ADMIN_TOKEN``; empty means loopback only.
+        token: The token typed into the documents page's form, if any.
+
+    Raises:
+        HTTPException: 403 with a sentence.
+    """
+    require_same_origin(request)
+    if is_loopback(request.client.host if request.client else None):
+        return
+    header = request.headers.get("authorization", "")
+    given = token or (header[7:].strip() if header.lower().startswith("bearer ") else "")
+    if admin_token and given and hmac.compare_digest(given.encode(), admin_token.encode()):
+        return
+    raise HTTPException(
+        403, "Rebuilding the index is allowed from this machine only, or with the token "
+        "set in COLLAB_QA_ADMIN_TOKEN.",
+    )

@@ -1,0 +1,143 @@
+"""Question + history -> Query, resolved once: the text to search, whether it follows up on
+the previous question, the names it asks about and the kinds of thing it asks for. Every
+later stage reads the Query; nobody recomposes it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from collab_qa import lang
+from collab_qa.facts import EVENT
+
+
+def _any_of(key: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
+    """A whole word or phrase of the language lists under ``key``."""
+    return re.compile(rf"\b(?:{lang.alternation(key)})\b", flags)
+
+
+_FOLLOW_UP_START = re.compile(rf"^(?:{lang.alternation('follow_up_starts')})\b", re.IGNORECASE)
+_TOPIC_SHIFT = re.compile(rf"^(?:{lang.alternation('topic_shift_starts')})\b", re.IGNORECASE)
+_REFERRING_WORD = _any_of("referring_words")
+# A capitalised word inside a sentence: a place, an organisation, a project (acronyms such
+# as "EU" are left out: passages often spell them out).
+NAME = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][a-zåäöüéèáíóúñç][\w-]*")
+
+ASKS_CONTACT = _any_of("asks_contact")
+ASKS_EMAIL = _any_of("asks_email")
+ASKS_PHONE = _any_of("asks_phone")
+ASKS_DATE = _any_of("asks_date")
+ASKS_NUMBER = _any_of("asks_number")
+# A question about who holds a role wants a person's name, not a unit or an address.
+ASKS_NAMED_PERSON = _any_of("asks_named_person")
+ASKS_AMOUNT = _any_of("asks_amount")
+ASKS_DEADLINE = re.compile(
+    rf"(?:^|[.?!]\s+)(?:(?:{lang.alternation('and_words')})\s+)?"
+    rf"(?:{lang.alternation('asks_deadline_start')})\b"
+    rf"|\b(?:{lang.alternation('asks_deadline')})\b", re.IGNORECASE)
+
+
+def is_follow_up(question: str) -> bool:
+    """A short question that leans on the previous one ("and their phone number?", "which
+    partners are involved?"): it starts like a continuation, refers back with a pronoun, or
+    is five words or fewer without a name of its own."""
+    words = question.split()
+    names = [w for w in words[1:] if w[:1].isupper() and w != "I"]
+    return bool(
+        _FOLLOW_UP_START.match(question.strip())
+        or (len(words) <= 8 and _REFERRING_WORD.search(question))
+        or len(words) <= 3
+        or (len(words) <= 5 and not names and not any(ch.isdigit() for ch in question))
+    )
+
+
+def compose_query(question: str, history: Sequence[str] = ()) -> str:
+    """The text to retrieve with: a follow-up is read together with the previous question."""
+    previous = [turn.strip() for turn in history if turn and turn.strip()]
+    if previous and is_follow_up(question):
+        return f"{previous[-1]} {question.strip()}"
+    return question.strip()
+
+
+def asked_types(question: str) -> frozenset[str]:
+    """The kinds of thing a question asks for: ``date``, ``number``, ``phone``, ``email``."""
+    kinds = set()
+    if ASKS_DEADLINE.search(question):
+        kinds.add("date")
+    if ASKS_NUMBER.search(question):
+        kinds.add("number")
+    if ASKS_PHONE.search(question):
+        kinds.add("phone")
+    if ASKS_EMAIL.search(question):
+        kinds.add("email")
+    return frozenset(kinds)
+
+
+def asks_for_contact(question: str) -> bool:
+    """Whether a question asks who to contact or for an email or phone number."""
+    return bool(ASKS_CONTACT.search(question))
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question resolved against its conversation.
+
+    Attributes:
+        question: The question as asked, stripped.
+        text: The text to retrieve with (a follow-up joined with the previous question).
+        previous: The previous question of the conversation, if any.
+        follows_up: The question leans on the previous one ("and when was it signed?").
+        new_subject: For "what about X?" after an earlier question: X; else None.
+        names_text: The text whose names a passage should hold.
+        asked: The text whose answer types count: the question alone without history,
+            else ``text``.
+        kinds: What ``asked`` asks for (date, number, phone, email).
+        asks_contact: The question asks for a contact (person, unit, email, phone).
+    """
+
+    question: str
+    text: str
+    previous: str | None
+    follows_up: bool
+    new_subject: str | None
+    names_text: str
+    asked: str
+    kinds: frozenset[str]
+    asks_contact: bool
+
+    @property
+    def topic_follow_up(self) -> bool:
+        """A follow-up about the previous answer's subject ("and when was it renewed?"),
+        not a move to a new one ("what about the other office?")."""
+        return self.follows_up and not _TOPIC_SHIFT.match(self.question)
+
+    @property
+    def about_dates(self) -> bool:
+        """Whether the question is about when something happened ("when…", "signed…")."""
+        return "date" in asked_types(self.text) or bool(EVENT.search(self.question))
+
+    @property
+    def names(self) -> str:
+        """The names in ``names_text``, space-separated."""
+        return " ".join(NAME.findall(self.names_text))
+
+
+def resolve_query(question: str, history: Sequence[str] = ()) -> Query:
+    """Read a (validated) question with the earlier questions of its conversation."""
+    question = question.strip()
+    previous_turns = [turn.strip() for turn in history if turn and turn.strip()]
+    previous = previous_turns[-1] if previous_turns else None
+    text = compose_query(question, history)
+    shift = _TOPIC_SHIFT.match(question)
+    new_subject = question[shift.end():] if shift is not None and previous else None
+    asked = text if history else question
+    return Query(
+        question=question, text=text, previous=previous,
+        follows_up=previous is not None and is_follow_up(question),
+        new_subject=new_subject,
+        names_text=question if shift else text,
+        asked=asked, kinds=asked_types(asked),
+        asks_contact=asks_for_contact(question) or (
+            len(question.split()) <= 8 and asks_for_contact(text)),
+    )

@@ -1,0 +1,95 @@
+"""``create_app(settings)``: the web chat and the JSON API as one FastAPI application.
+
+The embedding model and the index load once, in the lifespan; the routes live in
+``routes_ask``, ``routes_documents`` and ``routes_admin`` and get what they need through the
+dependencies in ``deps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, nullcontext
+from pathlib import Path
+
+import swagger_ui
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from collab_qa.embedding import Embedder, load_embedder
+from collab_qa.feedback import FeedbackStore
+from collab_qa.settings import Settings
+from collab_qa.web import routes_admin, routes_ask, routes_documents
+from collab_qa.web.conversations import ConversationStore, MemoryConversations
+from collab_qa.web.live_index import LiveIndex
+from collab_qa.web.pages import ASSETS, install_error_pages, make_templates
+from collab_qa.web.security import DOCS_PATH, install_security
+from collab_qa.web.watcher import corpus_watcher
+
+
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None,
+               watch: bool = False, conversations: ConversationStore | None = None) -> FastAPI:
+    """Build the web application.
+
+    Args:
+        settings: Folders and limits; read from the environment when None.
+        embedder: The embedding model; loaded in the lifespan when None.
+        watch: Re-index by itself when files in the corpus folder change.
+        conversations: Where the chat keeps its conversations; in memory when None.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live = LiveIndex(settings, embedder or load_embedder(settings.model))
+        live.refresh(wait=True)
+        app.state.live = live
+        with corpus_watcher(live) if watch else nullcontext():
+            yield
+
+    app = FastAPI(
+        title="collab-qa",
+        summary="Answers from your organisation's documents, with citations.",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.live = None  # until the lifespan has loaded the index
+    app.state.conversations = conversations or MemoryConversations()
+    app.state.feedback = FeedbackStore(settings.data_dir)
+    app.state.templates = make_templates()
+    app.mount("/static", StaticFiles(directory=str(ASSETS / "static")), name="static")
+    # Swagger UI's files come from the swagger-ui-py wheel: /docs works offline.
+    swagger_files = Path(swagger_ui.__file__).parent / "static"
+    app.mount("/swagger-ui", StaticFiles(directory=str(swagger_files)), name="swagger-ui")
+    app.add_api_route(DOCS_PATH, _api_docs(app), include_in_schema=False)
+    for module in (routes_ask, routes_documents, routes_admin):
+        app.include_router(module.router)
+    install_error_pages(app)
+    install_security(app, settings)
+    return app
+
+
+def _api_docs(app: FastAPI) -> Callable[[], HTMLResponse]:
+    """The API documentation page: Swagger UI served from this server."""
+
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="collab-qa API",
+            swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/swagger-ui/favicon-32x32.png",
+        )
+
+    return api_docs
+
+
+def served_url(host: str, port: int) -> str:
+    """The address to open in a browser for a server bound to ``host``."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
