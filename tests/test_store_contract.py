@@ -94,13 +94,15 @@ def test_documents_chunks_and_manifest(backend: StoreBackend, store: IndexStore)
 
 
 def test_chunks_by_id_and_next_chunk(store: IndexStore) -> None:
-    for chunk in store.chunks:
+    for position, chunk in enumerate(store.chunks):
         assert chunk.id == chunk_id(chunk.doc_id, chunk.text)
+        assert store.position_of(chunk.id) == position
         assert store.chunk_by_id(chunk.id) == chunk
         assert store.chunk_by_id(f"{chunk.doc_id}#{chunk.ordinal}") == chunk  # an old link
     library = [c for c in store.chunks if c.doc_id == "library.md"]
     assert [store.next_chunk(c) for c in library] == [*library[1:], None]
     assert store.chunk_by_id("0123456789abcdef") is None
+    assert store.position_of("0123456789abcdef") is None
     assert store.chunk_by_id("library.md#99") is None
 
 
