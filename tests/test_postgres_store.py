@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -22,11 +23,11 @@ from collab_qa.cli import app
 from collab_qa.embedding import FakeEmbedder, SentenceTransformerEmbedder
 from collab_qa.errors import BuildLockedError, DatabaseError, IndexLoadError
 from collab_qa.evaluate import EvalReport, load_questions, run_eval
-from collab_qa.index import build_index, load_index
+from collab_qa.index import BuildReport, build_index, load_index
 from collab_qa.search import Searcher
 from collab_qa.store import IndexStore
 from collab_qa.store.postgres import Database, PostgresStore
-from collab_qa.store.postgres_build import BUILD_LOCK_KEY, build_postgres_index
+from collab_qa.store.postgres_build import build_postgres_index
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
@@ -188,7 +189,7 @@ class GatedEmbedder(FakeEmbedder):
 def test_two_builders_one_waits(tmp_corpus: Path, database_url: str) -> None:
     database = Database.connect(database_url)
     gated = GatedEmbedder()
-    reports: dict[str, object] = {}
+    reports: dict[str, BuildReport | Exception] = {}
 
     def build(name: str, embedder: FakeEmbedder, timeout: float) -> None:
         try:
@@ -211,9 +212,9 @@ def test_two_builders_one_waits(tmp_corpus: Path, database_url: str) -> None:
     first.join(30)
     second.join(30)
     first_report, second_report = reports["first"], reports["second"]
-    assert not isinstance(first_report, Exception) and not first_report.up_to_date  # type: ignore[union-attr]
-    assert second_report.up_to_date  # type: ignore[union-attr]
-    assert second_report.version == first_report.version  # type: ignore[union-attr]
+    assert isinstance(first_report, BuildReport) and not first_report.up_to_date
+    assert isinstance(second_report, BuildReport) and second_report.up_to_date
+    assert second_report.version == first_report.version
 
 
 def test_a_new_version_reaches_another_server_within_two_seconds(
@@ -258,11 +259,11 @@ def test_database_errors_are_one_sentence(database_url: str, tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def real_postgres_store(postgres_server: object, real_embedder: SentenceTransformerEmbedder,
+def real_postgres_store(postgres_server: Any, real_embedder: SentenceTransformerEmbedder,
                         ) -> PostgresStore:
-    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:  # type: ignore[attr-defined]
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
         connection.execute("CREATE DATABASE real_corpus")
-    database = Database.connect(postgres_server.get_uri("real_corpus"))  # type: ignore[attr-defined]
+    database = Database.connect(postgres_server.get_uri("real_corpus"))
     build_postgres_index(database, ROOT / "corpus", real_embedder, ChunkerConfig())
     return PostgresStore.load(database, expected_model_id=real_embedder.model_id)
 
