@@ -25,9 +25,11 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
 from collab_qa.analysis import TermStats, lexical_tokens
-from collab_qa.chunking import Chunk, embedding_text
+from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, IndexLoadError
 from collab_qa.store import DocumentRecord
+from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.shared import ChunkTable, passage_stats
 
 # bm25s' defaults, which the local folder's BM25 uses.
 BM25_K1 = 1.5
@@ -211,6 +213,9 @@ class PostgresStore:
         self._chunks = chunks
         self.average_length = average_length
         self.dimension = int(manifest["model"]["dimension"])
+        # The rows of documents each document's text and passages are kept in.
+        self.content_ids: dict[str, str] = {}
+        self._table = ChunkTable(chunks)
 
     # ------------------------------------------------------------------ loading
 
@@ -242,6 +247,11 @@ class PostgresStore:
         if row is None:
             raise IndexLoadError(f"The current index version was deleted; {BUILD_HINT}.")
         manifest, chunk_count, average_length = row
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexLoadError(
+                f"The index in the {describe_database(database.url)} has format "
+                f"{manifest.get('format_version')!r}, this collab-qa reads format "
+                f"{FORMAT_VERSION}; rebuild it with `collab-qa index --full`.")
         model_id = manifest["model"]["id"]
         if expected_model_id is not None and model_id != expected_model_id:
             raise IndexLoadError(
@@ -249,10 +259,10 @@ class PostgresStore:
                 f"{model_id}, but the configured model is {expected_model_id}; rebuild it "
                 "with `collab-qa index --full`.")
         chunks = [
-            Chunk(doc_id, ordinal, tuple(headings), start, end, text)
-            for doc_id, ordinal, headings, start, end, text in connection.execute(
+            Chunk(doc_id, ordinal, tuple(headings), start, end, text, chunk_id)
+            for doc_id, ordinal, headings, start, end, text, chunk_id in connection.execute(
                 "SELECT d.doc_id, c.ordinal, c.heading_path, c.start_offset, c.end_offset, "
-                "c.text FROM collab_qa.version_chunks vc "
+                "c.text, c.chunk_id FROM collab_qa.version_chunks vc "
                 "JOIN collab_qa.chunks c ON c.chunk_key = vc.chunk_key "
                 "JOIN collab_qa.documents d ON d.content_id = c.content_id "
                 "WHERE vc.version_id = %s ORDER BY vc.position", (version_id,))
@@ -264,16 +274,19 @@ class PostgresStore:
         chunk_ids: dict[str, list[str]] = {}
         for chunk in chunks:
             chunk_ids.setdefault(chunk.doc_id, []).append(chunk.id)
+        rows = connection.execute(
+            "SELECT vd.doc_id, d.title, d.text, d.sha256, d.format, d.content_id "
+            "FROM collab_qa.version_documents vd "
+            "JOIN collab_qa.documents d ON d.content_id = vd.content_id "
+            "WHERE vd.version_id = %s ORDER BY vd.rank", (version_id,)).fetchall()
         documents = {
             doc_id: DocumentRecord(id=doc_id, title=title, text=text, sha256=sha256,
                                    format=format_, chunk_ids=tuple(chunk_ids.get(doc_id, ())))
-            for doc_id, title, text, sha256, format_ in connection.execute(
-                "SELECT vd.doc_id, d.title, d.text, d.sha256, d.format "
-                "FROM collab_qa.version_documents vd "
-                "JOIN collab_qa.documents d ON d.content_id = vd.content_id "
-                "WHERE vd.version_id = %s ORDER BY vd.rank", (version_id,))
+            for doc_id, title, text, sha256, format_, _ in rows
         }
-        return cls(database, version_id, manifest, documents, chunks, float(average_length))
+        store = cls(database, version_id, manifest, documents, chunks, float(average_length))
+        store.content_ids = {row[0]: row[5] for row in rows}
+        return store
 
     def refresh(self) -> PostgresStore:
         """The store of the version now current: this one when no build switched since."""
@@ -306,22 +319,16 @@ class PostgresStore:
 
     @cached_property
     def term_stats(self) -> TermStats:
-        return TermStats.from_passages(
-            (c.id, embedding_text(self.title_of(c.doc_id), c)) for c in self._chunks)
+        return passage_stats(self._chunks, self._documents)
 
     def title_of(self, doc_id: str) -> str:
         return self._documents[doc_id].title
 
-    @cached_property
-    def _chunks_by_id(self) -> dict[str, Chunk]:
-        return {chunk.id: chunk for chunk in self._chunks}
-
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
-        return self._chunks_by_id.get(chunk_id)
+        return self._table.by_id(chunk_id)
 
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
-        """The passage after ``chunk`` in its document, or None at its end."""
-        return self._chunks_by_id.get(f"{chunk.doc_id}#{chunk.ordinal + 1}")
+        return self._table.next_chunk(chunk)
 
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0 or not self._chunks:

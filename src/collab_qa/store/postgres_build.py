@@ -1,10 +1,11 @@
-"""Build the index in Postgres, re-embedding only the documents whose sha256 changed.
+"""Writing the index in Postgres: ``PostgresBackend`` is its ``StoreBackend``,
+``PostgresWriter`` writes one version; ``index.update_index`` decides what to embed.
 
 A build holds an advisory lock for its whole run (a second builder waits, as on the local
 folder's file lock), embeds outside any transaction, then writes the new version and
 switches ``current_version`` to it in one transaction: readers see the old version or the
 new one, and a build that fails or is killed leaves the old one serving. Documents and
-passages of unchanged files are shared with the previous version, not copied.
+passages a version keeps are shared with the version before, not copied.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -25,13 +27,15 @@ import psycopg
 from psycopg.types.json import Json
 
 from collab_qa.analysis import lexical_tokens
-from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_text
-from collab_qa.documents import Document, load_corpus
+from collab_qa.chunking import Chunk, ChunkerConfig, embedding_text
+from collab_qa.documents import load_corpus
 from collab_qa.embedding import Embedder
-from collab_qa.errors import BuildLockedError, UserError
-from collab_qa.index import FORMAT_VERSION, BuildReport
+from collab_qa.errors import BuildLockedError, IndexLoadError, UserError
+from collab_qa.index import BuildReport, update_index
 from collab_qa.settings import Settings
-from collab_qa.store.postgres import VERSION_CHANNEL, Database, describe_database
+from collab_qa.store import DocumentRecord, IndexStore
+from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.postgres import VERSION_CHANNEL, Database, PostgresStore, describe_database
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,96 @@ MAX_TERM_FREQUENCY = 255
 LOCK_POLL_SECONDS = 0.1
 
 
+class PostgresBackend:
+    """The index in one database (``StoreBackend``).
+
+    Args:
+        database: The database.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @contextmanager
+    def building(self, timeout: float) -> Iterator[None]:
+        with self.database.connection() as connection:
+            _lock(connection, timeout, self.database)
+            try:
+                connection.execute(resources.files("collab_qa.store")
+                                   .joinpath("postgres_schema.sql").read_text(encoding="utf-8"))
+                _remove_old_versions(connection)
+                yield
+            finally:
+                if not connection.closed:
+                    connection.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK_KEY,))
+
+    def load(self, *, expected_model_id: str | None = None) -> PostgresStore:
+        return PostgresStore.load(self.database, expected_model_id=expected_model_id)
+
+    def base(self) -> tuple[PostgresStore | None, str | None]:
+        try:
+            return PostgresStore.load(self.database), None
+        except IndexLoadError as exc:
+            if self.database.current_version_id() is None:
+                return None, "no previous index"
+            return None, f"the previous index could not be read ({exc})"
+
+    def writer(self, base: IndexStore | None) -> PostgresWriter:
+        if base is not None and not isinstance(base, PostgresStore):
+            raise TypeError(f"A database index builds on a database version, not {type(base)}.")
+        return PostgresWriter(self.database, base)
+
+
+class PostgresWriter:
+    """One new version in the database (``IndexWriter``): kept documents are referenced,
+    added ones are held in memory until ``commit`` writes everything in one transaction."""
+
+    def __init__(self, database: Database, base: PostgresStore | None) -> None:
+        self._database = database
+        self._base = base
+        self.records: list[DocumentRecord] = []
+        self.content_ids: dict[str, str] = {}
+        self.added: list[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]] = []
+
+    def keep(self, doc_id: str) -> None:
+        if self._base is None:
+            raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
+        self.records.append(self._base.documents[doc_id])
+        self.content_ids[doc_id] = self._base.content_ids[doc_id]
+
+    def add(self, document: DocumentRecord, chunks: Sequence[Chunk],
+            vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} passages of {document.id} but {len(vectors)} vectors")
+        record = replace(document, chunk_ids=tuple(c.id for c in chunks))
+        self.records.append(record)
+        self.content_ids[document.id] = uuid.uuid4().hex
+        self.added.append((record, chunks, np.asarray(vectors, dtype=np.float32)))
+
+    def commit(self, facts: Mapping[str, Any]) -> str:
+        version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:6]
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **facts,
+            "dense_index": "pgvector HNSW (cosine)",
+            "lexical_index": "tsvector (GIN) with BM25 statistics",
+            "documents": {r.id: {"sha256": r.sha256, "title": r.title,
+                                 "chunk_ids": list(r.chunk_ids)} for r in self.records},
+            "totals": {"documents": len(self.records),
+                       "chunks": sum(len(r.chunk_ids) for r in self.records)},
+        }
+        with self._database.connection(vectors=True) as connection:
+            with connection.transaction():
+                _write_documents(connection, self.added, self.content_ids,
+                                 int(facts["model"]["dimension"]))
+                _write_version(connection, manifest, [self.content_ids[r.id]
+                                                      for r in self.records])
+            _remove_old_versions(connection)
+        return version
+
+
 def build_postgres_index(
     database: Database,
     corpus_dir: Path,
@@ -57,7 +151,7 @@ def build_postgres_index(
     lock_timeout: float = 30.0,
     progress: bool = False,
 ) -> BuildReport:
-    """Bring the index in the database in line with the corpus.
+    """Bring the index in the database in line with the corpus, embedding only what changed.
 
     Args:
         database: The database.
@@ -76,19 +170,14 @@ def build_postgres_index(
     """
     if not corpus_dir.is_dir():
         raise UserError(f"The corpus folder {corpus_dir} does not exist.")
-    with database.connection() as connection:
-        _lock(connection, lock_timeout, database)
-        try:
-            connection.execute(resources.files("collab_qa.store")
-                               .joinpath("postgres_schema.sql").read_text(encoding="utf-8"))
-            from pgvector.psycopg import register_vector
-
-            register_vector(connection)
-            return _build_locked(connection, corpus_dir, embedder, chunker, full,
-                                 max_file_bytes, progress)
-        finally:
-            if not connection.closed:
-                connection.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK_KEY,))
+    backend = PostgresBackend(database)
+    with backend.building(lock_timeout):
+        started = time.perf_counter()
+        documents, skipped = load_corpus(corpus_dir, max_file_bytes)
+        report = update_index(backend, documents, embedder, chunker, skipped=skipped,
+                              full=full, progress=progress)
+        report.seconds = time.perf_counter() - started
+        return report
 
 
 def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *,
@@ -118,86 +207,6 @@ def _lock(connection: psycopg.Connection[Any], timeout: float, database: Databas
         time.sleep(LOCK_POLL_SECONDS)
 
 
-def _previous(connection: psycopg.Connection[Any]) -> tuple[dict[str, Any] | None,
-                                                           dict[str, tuple[str, str]]]:
-    """The current version's manifest and its documents: id -> (content id, sha256)."""
-    row = connection.execute(
-        "SELECT v.version_id, v.manifest FROM collab_qa.current_version cv "
-        "JOIN collab_qa.versions v ON v.version_id = cv.version_id").fetchone()
-    if row is None:
-        return None, {}
-    documents = {
-        doc_id: (content_id, sha256) for doc_id, content_id, sha256 in connection.execute(
-            "SELECT vd.doc_id, d.content_id, d.sha256 FROM collab_qa.version_documents vd "
-            "JOIN collab_qa.documents d ON d.content_id = vd.content_id "
-            "WHERE vd.version_id = %s", (row[0],))
-    }
-    return row[1], documents
-
-
-def _build_locked(
-    connection: psycopg.Connection[Any], corpus_dir: Path, embedder: Embedder,
-    chunker: ChunkerConfig, full: bool, max_file_bytes: int, progress: bool,
-) -> BuildReport:
-    started = time.perf_counter()
-    report = BuildReport()
-    documents, report.skipped = load_corpus(corpus_dir, max_file_bytes)
-    previous, old_docs = _previous(connection)
-
-    reason: str | None = "no previous index"
-    if full:
-        reason = "--full was asked for"
-    elif previous is not None:
-        if previous["model"]["id"] != embedder.model_id:
-            reason = f"the model changed ({previous['model']['id']} -> {embedder.model_id})"
-        elif previous["chunker"] != asdict(chunker):
-            reason = "the chunker settings changed"
-        else:
-            reason = None
-    reuse = reason is None
-    report.full_rebuild_reason = reason if previous is not None or full else None
-
-    content_ids: dict[str, str] = {}
-    fresh: dict[str, list[Chunk]] = {}
-    for document in documents:
-        old = old_docs.get(document.id)
-        if reuse and old is not None and old[1] == document.sha256:
-            report.unchanged.append(document.id)
-            content_ids[document.id] = old[0]
-            continue
-        if old is None:
-            report.added.append(document.id)
-        else:
-            (report.changed if old[1] != document.sha256 else report.unchanged).append(
-                document.id)
-        content_ids[document.id] = uuid.uuid4().hex
-        fresh[document.id] = list(chunk_document(document, chunker, embedder.count_tokens))
-    report.removed = sorted(set(old_docs) - {d.id for d in documents})
-
-    if (reuse and previous is not None and not report.added and not report.changed
-            and not report.removed
-            and previous.get("skipped") == [asdict(s) for s in report.skipped]):
-        report.up_to_date = True
-        report.version = str(previous["version"])
-        report.chunks = int(previous["totals"]["chunks"])
-        report.seconds = time.perf_counter() - started
-        return report
-
-    by_id = {d.id: d for d in documents}
-    texts = [embedding_text(by_id[doc_id].title, chunk)
-             for doc_id, chunks in fresh.items() for chunk in chunks]
-    report.embedded_chunks = len(texts)
-    vectors = embedder.encode(texts, progress=progress)
-    report.version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:6]
-    with connection.transaction():
-        _write_documents(connection, documents, content_ids, fresh, texts, vectors, embedder)
-        report.chunks = _write_version(connection, report, documents, content_ids, embedder,
-                                       chunker)
-    _remove_old_versions(connection)
-    report.seconds = time.perf_counter() - started
-    return report
-
-
 def _tsvector(tokens: Sequence[str]) -> str:
     """A tsvector literal of the tokens, each with one position per occurrence."""
     return " ".join(
@@ -207,69 +216,42 @@ def _tsvector(tokens: Sequence[str]) -> str:
 
 
 def _write_documents(
-    connection: psycopg.Connection[Any], documents: list[Document],
-    content_ids: dict[str, str], fresh: dict[str, list[Chunk]], texts: list[str],
-    vectors: np.ndarray, embedder: Embedder,
+    connection: psycopg.Connection[Any],
+    added: Sequence[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]],
+    content_ids: Mapping[str, str], dimension: int,
 ) -> None:
-    """Insert the documents embedded by this build and their passages."""
-    by_id = {d.id: d for d in documents}
+    """Insert the documents this version adds, and their passages."""
     with connection.cursor() as cursor:
         with cursor.copy("COPY collab_qa.documents (content_id, doc_id, title, text, sha256, "
                          "format) FROM STDIN") as copy:
-            for doc_id in fresh:
-                d = by_id[doc_id]
-                copy.write_row((content_ids[doc_id], d.id, d.title, d.text, d.sha256,
-                                d.format))
-        tokens = lexical_tokens(texts)
-        rows = [(doc_id, chunk) for doc_id, chunks in fresh.items() for chunk in chunks]
-        with cursor.copy("COPY collab_qa.chunks (content_id, ordinal, heading_path, "
+            for d, _, _ in added:
+                copy.write_row((content_ids[d.id], d.id, d.title, d.text, d.sha256, d.format))
+        with cursor.copy("COPY collab_qa.chunks (content_id, chunk_id, ordinal, heading_path, "
                          "start_offset, end_offset, text, lexemes, token_count, dimension, "
                          "embedding) FROM STDIN") as copy:
-            for (doc_id, chunk), words, vector in zip(rows, tokens, vectors, strict=True):
-                copy.write_row((content_ids[doc_id], chunk.ordinal, list(chunk.heading_path),
-                                chunk.start, chunk.end, chunk.text, _tsvector(words),
-                                max(len(words), 1), embedder.dimension,
-                                np.asarray(vector, dtype=np.float32)))
+            for d, chunks, vectors in added:
+                tokens = lexical_tokens([embedding_text(d.title, chunk) for chunk in chunks])
+                for chunk, words, vector in zip(chunks, tokens, vectors, strict=True):
+                    copy.write_row((content_ids[d.id], chunk.id, chunk.ordinal,
+                                    list(chunk.heading_path), chunk.start, chunk.end,
+                                    chunk.text, _tsvector(words), max(len(words), 1),
+                                    dimension, vector))
 
 
-def _write_version(
-    connection: psycopg.Connection[Any], report: BuildReport, documents: list[Document],
-    content_ids: dict[str, str], embedder: Embedder, chunker: ChunkerConfig,
-) -> int:
-    """Write the version's rows and make it current; returns its passage count."""
-    dimension = int(embedder.dimension)
+def _write_version(connection: psycopg.Connection[Any], manifest: dict[str, Any],
+                   ordered: list[str]) -> None:
+    """Write the version's rows and make it current. ``ordered``: its documents' content
+    ids, in corpus order."""
+    dimension = int(manifest["model"]["dimension"])
     connection.execute(
         f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dimension} ON collab_qa.chunks "
         f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
         f"WHERE dimension = {dimension}")
-    ordered = [content_ids[d.id] for d in documents]
-    chunk_ids: dict[str, list[str]] = {d.id: [] for d in documents}
-    for doc_id, ordinal in connection.execute(
-            "SELECT d.doc_id, c.ordinal FROM collab_qa.chunks c JOIN collab_qa.documents d "
-            "ON d.content_id = c.content_id WHERE c.content_id = ANY(%s) "
-            "ORDER BY d.doc_id, c.ordinal", (ordered,)):
-        chunk_ids[doc_id].append(f"{doc_id}#{ordinal}")
-    total = sum(len(ids) for ids in chunk_ids.values())
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "version": report.version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": {"id": embedder.model_id, "dimension": dimension},
-        "chunker": asdict(chunker),
-        "dense_index": "pgvector HNSW (cosine)",
-        "lexical_index": "tsvector (GIN) with BM25 statistics",
-        "documents": {d.id: {"sha256": d.sha256, "title": d.title, "chunk_ids": chunk_ids[d.id]}
-                      for d in documents},
-        "totals": {"documents": len(documents), "chunks": total},
-        "skipped": [asdict(s) for s in report.skipped],
-        "build": {key: value for key, value in report.to_dict().items()
-                  if key in ("added", "changed", "removed", "full_rebuild_reason")},
-    }
     row = connection.execute(
         "INSERT INTO collab_qa.versions (name, model_id, dimension, chunk_count, manifest) "
         "VALUES (%s, %s, %s, %s, %s) RETURNING version_id",
-        (report.version, embedder.model_id, dimension, total,
-         Json(manifest))).fetchone()
+        (manifest["version"], manifest["model"]["id"], dimension,
+         manifest["totals"]["chunks"], Json(manifest))).fetchone()
     assert row is not None
     version_id = int(row[0])
     connection.execute(
@@ -296,8 +278,7 @@ def _write_version(
     connection.execute(
         "INSERT INTO collab_qa.current_version (only_row, version_id) VALUES (true, %s) "
         "ON CONFLICT (only_row) DO UPDATE SET version_id = excluded.version_id", (version_id,))
-    connection.execute("SELECT pg_notify(%s, %s)", (VERSION_CHANNEL, report.version))
-    return total
+    connection.execute("SELECT pg_notify(%s, %s)", (VERSION_CHANNEL, manifest["version"]))
 
 
 def _remove_old_versions(connection: psycopg.Connection[Any]) -> None:

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS collab_qa.documents (
 CREATE TABLE IF NOT EXISTS collab_qa.chunks (
     chunk_key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     content_id text NOT NULL REFERENCES collab_qa.documents ON DELETE CASCADE,
+    chunk_id text NOT NULL,
     ordinal integer NOT NULL,
     heading_path text[] NOT NULL,
     start_offset integer NOT NULL,
