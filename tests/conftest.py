@@ -9,8 +9,10 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -167,6 +169,33 @@ def real_searcher(
 ) -> Iterator[Searcher]:
     index = load_index(corpus_index_dir, expected_model_id=real_embedder.model_id)
     yield Searcher(index, real_embedder)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A throwaway Postgres with pgvector (pgserver) for the whole session. Its data folder
+    is not under pytest's temporary folder: run as root, the server runs as another user,
+    which must be able to reach it."""
+    try:
+        import pgserver
+
+        server = pgserver.get_server(tempfile.mkdtemp(prefix="collab-qa-pg-"),
+                                     cleanup_mode="delete")
+    except Exception as exc:  # no binaries for this platform, no permission, ...
+        pytest.skip(f"pgserver could not start a Postgres server here: {exc}")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(postgres_server: Any) -> str:
+    """The URL of a new, empty database on the session's server."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return str(postgres_server.get_uri(name))
 
 
 def damage_index(index_dir: Path, damage: str) -> str:

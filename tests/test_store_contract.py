@@ -1,6 +1,6 @@
 """The storage protocol's contract, run against every implementation: the local folder
-(FAISS + bm25s) and the in-memory store (numpy). Both are built the same way, through
-``update_index``, from a few small documents."""
+(FAISS + bm25s), the in-memory store (numpy) and Postgres (pgvector, on a throwaway
+server). All are built the same way, through ``update_index``, from a few small documents."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from collab_qa.search import Searcher
 from collab_qa.store import IndexStore, StoreBackend
 from collab_qa.store.local_build import LocalFolder
 from collab_qa.store.memory import MemoryBackend
+from collab_qa.store.postgres import Database
+from collab_qa.store.postgres_build import PostgresBackend
 
 CHUNKER = ChunkerConfig(max_tokens=40, overlap_tokens=0)
 
@@ -55,8 +57,11 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
+    if request.param == "postgres":  # a new database on the session's server
+        url = request.getfixturevalue("database_url")
+        return PostgresBackend(Database.connect(url))
     return BACKENDS[request.param](tmp_path)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,10 @@ from rich.table import Table
 
 from collab_qa.errors import UserError
 from collab_qa.settings import Settings
+
+if TYPE_CHECKING:
+    from collab_qa.embedding import Embedder
+    from collab_qa.search import Searcher
 
 app = typer.Typer(
     name="collab-qa",
@@ -48,6 +52,22 @@ def load_settings(**overrides: object) -> Settings:
     return settings.model_copy(update=given) if given else settings
 
 
+def open_any_searcher(settings: Settings, load_embedder: Callable[[str], Embedder]) -> Searcher:
+    """A searcher over the index the settings name: the database when a URL is set (checked
+    before the model loads), else the local folder."""
+    from collab_qa.search import Searcher, open_searcher
+
+    if not settings.database_url:
+        return open_searcher(settings, load_embedder(settings.model))
+    from collab_qa.store.postgres import Database, PostgresStore
+
+    database = Database.connect(settings.database_url)
+    embedder = load_embedder(settings.model)
+    store = PostgresStore.load(database, expected_model_id=embedder.model_id)
+    return Searcher(store, embedder, dense_weight=settings.dense_weight,
+                    max_question_chars=settings.max_question_chars, max_k=settings.max_k)
+
+
 @app.command("index")
 def index_command(
     corpus: Annotated[Path | None, typer.Option(help="Corpus folder [default: setting].")] = None,
@@ -56,12 +76,19 @@ def index_command(
 ) -> None:
     """Build or update the index from the corpus folder (only changed files are re-embedded)."""
     from collab_qa.embedding import load_embedder
-    from collab_qa.index import build_index_from_settings
 
     settings = load_settings(corpus_dir=corpus, index_dir=index)
     with user_errors():
+        if settings.database_url:
+            from collab_qa.store.postgres import Database
+            from collab_qa.store.postgres_build import build_postgres_index_from_settings
+
+            Database.connect(settings.database_url)  # a bad URL fails before the model loads
+            build = build_postgres_index_from_settings
+        else:
+            from collab_qa.index import build_index_from_settings as build
         embedder = load_embedder(settings.model)
-        report = build_index_from_settings(settings, embedder, full=full, progress=True)
+        report = build(settings, embedder, full=full, progress=True)
     if report.full_rebuild_reason:
         console.print(f"Full rebuild: {report.full_rebuild_reason}.")
     table = Table(title=f"Index {report.version}", show_header=False)
@@ -89,12 +116,11 @@ def ask(
     """Answer a question: the best sentence, contacts and the ranked passages with citations."""
     from collab_qa.answer import answer_question
     from collab_qa.embedding import load_embedder
-    from collab_qa.search import open_searcher
     from collab_qa.web.views import answer_payload
 
     settings = load_settings()
     with user_errors():
-        searcher = open_searcher(settings, load_embedder(settings.model))
+        searcher = open_any_searcher(settings, load_embedder)
         answer = answer_question(searcher, question, k=k or settings.default_k,
                                  mode=mode or settings.default_mode, history=history or ())
     if as_json:
@@ -160,6 +186,9 @@ def serve(
 
     settings = load_settings(host=host, port=port)
     with user_errors():
+        if settings.database_url:
+            raise UserError("`collab-qa serve` does not serve from COLLAB_QA_DATABASE_URL yet; "
+                            "unset it to serve the local index folder.")
         embedder = load_embedder(settings.model)
         if current_version_dir(settings.index_dir) is None:
             console.print(f"No index in {settings.index_dir} yet; building it from "
@@ -243,9 +272,8 @@ def eval_command(
             _eval_beir(beir, modes, settings)
             return
         from collab_qa.evaluate import load_questions, run_eval
-        from collab_qa.search import open_searcher
 
-        searcher = open_searcher(settings, load_embedder(settings.model))
+        searcher = open_any_searcher(settings, load_embedder)
         questions = load_questions(file, searcher.index.documents, split)
         result = run_eval(searcher, questions, modes, k=k,
                           source=str(file), split=split)

@@ -15,3 +15,7 @@ class IndexLoadError(UserError):
 
 class BuildLockedError(UserError):
     """Another build holds the index lock."""
+
+
+class DatabaseError(UserError):
+    """The database URL is malformed, or the database cannot be reached."""

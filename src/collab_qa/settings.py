@@ -19,6 +19,11 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Field(Path("corpus"), description="Folder with the source documents.")
     index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
+    database_url: str = Field(
+        "", repr=False, description="A `postgresql://` URL: the index then lives in that "
+        "Postgres database (with pgvector), shared by every server given the same URL, and no "
+        "index folder is written or read; empty means the local index folder.",
+    )
     data_dir: Path = Field(
         Path("data"), description="Folder for local data such as answer feedback."
     )

@@ -31,7 +31,7 @@ from collab_qa.errors import IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.shared import ChunkTable, passage_stats
 
-# 2: the lexical index folds accents ("Charité" and "Charite" are one word).
+# 2: the lexical index folds accents ("Café" and "Cafe" are one word).
 # 3: numbers are one word in either language ("fyra", "four" and "4").
 # 4: chunk ids come from the document id and the passage text, not the passage's ordinal.
 FORMAT_VERSION = 4

@@ -1,0 +1,394 @@
+"""The index in Postgres: any number of servers given one database URL read the same index.
+
+Vectors sit in a pgvector column behind an HNSW index (cosine); the lexical side keeps the
+analyser's tokens of each passage in a ``tsvector`` (GIN index) and the BM25 statistics in
+tables, so lexical scores are the local folder's BM25 scores. Schema:
+``postgres_schema.sql``; builds: ``postgres_build.py``.
+
+A ``PostgresStore`` is one loaded version, like the local ``Index``: its passages are held in
+memory, its searches run in the database and name that version, so a build switching to a
+new version never mixes two. ``refresh()`` returns the store of the version now current.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import conninfo
+from psycopg_pool import ConnectionPool
+
+from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.chunking import Chunk
+from collab_qa.errors import DatabaseError, IndexLoadError
+from collab_qa.store import DocumentRecord
+from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.shared import ChunkTable, passage_stats
+
+# bm25s' defaults, which the local folder's BM25 uses.
+BM25_K1 = 1.5
+BM25_B = 0.75
+# Candidates the HNSW graph keeps while searching; raised to k for larger k.
+EF_SEARCH = 100
+CONNECT_TIMEOUT_SECONDS = 5
+VERSION_CHANNEL = "collab_qa_version"
+BUILD_HINT = "build it with `collab-qa index`"
+
+_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+
+
+def describe_database(url: str) -> str:
+    """"database NAME on HOST", without the user or password, for messages."""
+    try:
+        parts = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the database"
+    host = str(parts.get("host") or "localhost")
+    return f"database {parts.get('dbname') or parts.get('user') or 'postgres'} on {host}"
+
+
+def check_database_url(url: str) -> None:
+    """Raise DatabaseError with a sentence when ``url`` is not a ``postgresql://`` URL."""
+    if not _URL.match(url):
+        raise DatabaseError(
+            "COLLAB_QA_DATABASE_URL must start with postgresql:// (for example "
+            "postgresql://user:password@host:5432/database)."
+        )
+    try:
+        conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatabaseError(f"COLLAB_QA_DATABASE_URL is not a valid database URL ({why}).") \
+            from None
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    from pgvector.psycopg import register_vector
+
+    register_vector(connection)
+    connection.execute("SET hnsw.iterative_scan = strict_order")
+    # psycopg prepares a statement run five times; a generic plan, blind to the query's
+    # words and positions, made lexical scoring 50x slower than a plan for its values.
+    connection.execute("SET plan_cache_mode = force_custom_plan")
+
+
+class Database:
+    """One Postgres database: a small pool for searches, single connections for builds.
+
+    Args:
+        url: A ``postgresql://`` URL.
+        pool_size: Most connections the pool opens.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        check_database_url(url)
+        self.url = url
+        self.pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    @classmethod
+    def connect(cls, url: str, **kwargs: Any) -> Database:
+        """A checked database: raises DatabaseError when it cannot be reached."""
+        database = cls(url, **kwargs)
+        with database.connection():
+            pass
+        return database
+
+    @contextmanager
+    def connection(self, *, vectors: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A new autocommit connection of its own (builds hold their lock on it)."""
+        try:
+            connection = psycopg.connect(self.url, autocommit=True,
+                                         connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from None
+        with connection:
+            if vectors:
+                _configure(connection)
+            yield connection
+
+    def _unreachable(self, exc: Exception) -> DatabaseError:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = lines[0] if lines else type(exc).__name__
+        return DatabaseError(
+            f"Could not connect to the {describe_database(self.url)} ({why}); check "
+            "COLLAB_QA_DATABASE_URL and that the database is running."
+        )
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The shared pool, opened on first use (the schema must exist by then)."""
+        if self._pool is None:
+            pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                self.url, min_size=1, max_size=self.pool_size, open=False,
+                configure=_configure, name="collab-qa",
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            )
+            try:
+                pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS * 2)
+            except Exception as exc:
+                pool.close()
+                raise self._unreachable(exc) from None
+            self._pool = pool
+        return self._pool
+
+    def close(self) -> None:
+        """Close the pool; the object can open a new one later."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def current_version_id(self) -> int | None:
+        """The id of the version servers should serve, or None before the first build."""
+        with self.connection() as connection:
+            return _current_version_id(connection)
+
+
+def _current_version_id(connection: psycopg.Connection[Any]) -> int | None:
+    exists = connection.execute("SELECT to_regclass('collab_qa.current_version')").fetchone()
+    if exists is None or exists[0] is None:
+        return None
+    row = connection.execute("SELECT version_id FROM collab_qa.current_version").fetchone()
+    return None if row is None else int(row[0])
+
+
+def _tsquery(terms: Sequence[str]) -> str:
+    """An OR of the exact lexemes (no parsing, no stemming: they are analysed already)."""
+    return " | ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+                      for term in terms)
+
+
+_LEXICAL_SQL = """
+WITH query AS (
+    SELECT t.term, q.count * ln(1 + (%(n)s - t.df + 0.5) / (t.df + 0.5)) AS weight
+    FROM unnest(%(terms)s::text[], %(counts)s::int[]) AS q(term, count)
+    JOIN collab_qa.version_terms t ON t.version_id = %(version)s AND t.term = q.term
+)
+SELECT vc.position,
+       sum(query.weight * cardinality(u.positions)
+           / (cardinality(u.positions)
+              + %(k1)s * (1 - %(b)s + %(b)s * c.token_count / %(average)s))) AS score
+FROM collab_qa.chunks c
+JOIN collab_qa.version_chunks vc ON vc.chunk_key = c.chunk_key AND vc.version_id = %(version)s
+CROSS JOIN LATERAL unnest(c.lexemes) AS u(lexeme, positions, weights)
+JOIN query ON query.term = u.lexeme
+WHERE c.lexemes @@ %(match)s::tsquery {where}
+GROUP BY vc.position
+ORDER BY score DESC
+{limit}
+"""
+
+_DENSE_SQL = """
+SELECT vc.position, 1 - (c.embedding::vector({d}) <=> %(vector)s) AS score
+FROM collab_qa.chunks c
+JOIN collab_qa.version_chunks vc ON vc.chunk_key = c.chunk_key AND vc.version_id = %(version)s
+WHERE c.dimension = {d}
+ORDER BY c.embedding::vector({d}) <=> %(vector)s
+LIMIT %(k)s
+"""
+
+_DENSE_SCORES_SQL = """
+SELECT vc.position, 1 - (c.embedding <=> %(vector)s) AS score
+FROM collab_qa.version_chunks vc JOIN collab_qa.chunks c ON c.chunk_key = vc.chunk_key
+WHERE vc.version_id = %(version)s AND vc.position = ANY(%(positions)s)
+"""
+
+
+class PostgresStore:
+    """One loaded, consistent index version in Postgres (implements ``IndexStore``)."""
+
+    def __init__(self, database: Database, version_id: int, manifest: dict[str, Any],
+                 documents: dict[str, DocumentRecord], chunks: list[Chunk],
+                 average_length: float) -> None:
+        self.database = database
+        self.version_id = version_id
+        self._manifest = manifest
+        self._documents = documents
+        self._chunks = chunks
+        self.average_length = average_length
+        self.dimension = int(manifest["model"]["dimension"])
+        # The rows of documents each document's text and passages are kept in.
+        self.content_ids: dict[str, str] = {}
+        self._table = ChunkTable(chunks)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, database: Database, *,
+             expected_model_id: str | None = None) -> PostgresStore:
+        """Load the current version.
+
+        Raises:
+            IndexLoadError: when nothing was built yet, or with another model.
+            DatabaseError: when the database cannot be reached.
+        """
+        with database.connection() as connection:
+            version_id = _current_version_id(connection)
+            if version_id is None:
+                raise IndexLoadError(
+                    f"No index in the {describe_database(database.url)}; {BUILD_HINT}.")
+            with connection.transaction():
+                # One snapshot: a clean-up after a newer build cannot delete rows mid-read.
+                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                return cls._load_version(database, connection, version_id, expected_model_id)
+
+    @classmethod
+    def _load_version(cls, database: Database, connection: psycopg.Connection[Any],
+                      version_id: int, expected_model_id: str | None) -> PostgresStore:
+        row = connection.execute(
+            "SELECT manifest, chunk_count, average_length FROM collab_qa.versions "
+            "WHERE version_id = %s", (version_id,)).fetchone()
+        if row is None:
+            raise IndexLoadError(f"The current index version was deleted; {BUILD_HINT}.")
+        manifest, chunk_count, average_length = row
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexLoadError(
+                f"The index in the {describe_database(database.url)} has format "
+                f"{manifest.get('format_version')!r}, this collab-qa reads format "
+                f"{FORMAT_VERSION}; rebuild it with `collab-qa index --full`.")
+        model_id = manifest["model"]["id"]
+        if expected_model_id is not None and model_id != expected_model_id:
+            raise IndexLoadError(
+                f"The index in the {describe_database(database.url)} was built with model "
+                f"{model_id}, but the configured model is {expected_model_id}; rebuild it "
+                "with `collab-qa index --full`.")
+        chunks = [
+            Chunk(doc_id, ordinal, tuple(headings), start, end, text, chunk_id)
+            for doc_id, ordinal, headings, start, end, text, chunk_id in connection.execute(
+                "SELECT d.doc_id, c.ordinal, c.heading_path, c.start_offset, c.end_offset, "
+                "c.text, c.chunk_id FROM collab_qa.version_chunks vc "
+                "JOIN collab_qa.chunks c ON c.chunk_key = vc.chunk_key "
+                "JOIN collab_qa.documents d ON d.content_id = c.content_id "
+                "WHERE vc.version_id = %s ORDER BY vc.position", (version_id,))
+        ]
+        if len(chunks) != chunk_count:
+            raise IndexLoadError(
+                f"Index version {manifest['version']} holds {len(chunks)} passages, its "
+                f"manifest says {chunk_count}; rebuild it with `collab-qa index --full`.")
+        chunk_ids: dict[str, list[str]] = {}
+        for chunk in chunks:
+            chunk_ids.setdefault(chunk.doc_id, []).append(chunk.id)
+        rows = connection.execute(
+            "SELECT vd.doc_id, d.title, d.text, d.sha256, d.format, d.content_id "
+            "FROM collab_qa.version_documents vd "
+            "JOIN collab_qa.documents d ON d.content_id = vd.content_id "
+            "WHERE vd.version_id = %s ORDER BY vd.rank", (version_id,)).fetchall()
+        documents = {
+            doc_id: DocumentRecord(id=doc_id, title=title, text=text, sha256=sha256,
+                                   format=format_, chunk_ids=tuple(chunk_ids.get(doc_id, ())))
+            for doc_id, title, text, sha256, format_, _ in rows
+        }
+        store = cls(database, version_id, manifest, documents, chunks, float(average_length))
+        store.content_ids = {row[0]: row[5] for row in rows}
+        return store
+
+    def refresh(self) -> PostgresStore:
+        """The store of the version now current: this one when no build switched since."""
+        current = self.database.current_version_id()
+        if current is None or current == self.version_id:
+            return self
+        return PostgresStore.load(self.database)
+
+    # ------------------------------------------------------------------ IndexStore
+
+    @property
+    def version(self) -> str:
+        return str(self._manifest["version"])
+
+    @property
+    def model_id(self) -> str:
+        return str(self._manifest["model"]["id"])
+
+    @property
+    def manifest(self) -> Mapping[str, Any]:
+        return self._manifest
+
+    @property
+    def documents(self) -> Mapping[str, DocumentRecord]:
+        return self._documents
+
+    @property
+    def chunks(self) -> Sequence[Chunk]:
+        return self._chunks
+
+    @cached_property
+    def term_stats(self) -> TermStats:
+        return passage_stats(self._chunks, self._documents)
+
+    def title_of(self, doc_id: str) -> str:
+        return self._documents[doc_id].title
+
+    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
+        return self._table.by_id(chunk_id)
+
+    def position_of(self, chunk_id: str) -> int | None:
+        return self._table.position_of(chunk_id)
+
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        return self._table.next_chunk(chunk)
+
+    def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0 or not self._chunks:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,
+                  "k": k}
+        with self.database.pool.connection() as connection, connection.transaction():
+            connection.execute("SELECT set_config('hnsw.ef_search', %s, true)",
+                               (str(max(EF_SEARCH, k)),))
+            rows = connection.execute(_DENSE_SQL.format(d=self.dimension), params).fetchall()
+        return _arrays(rows)
+
+    def dense_scores(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,
+                  "positions": [int(p) for p in positions]}
+        with self.database.pool.connection() as connection:
+            rows = connection.execute(_DENSE_SCORES_SQL, params).fetchall()
+        return _scatter(rows, positions)
+
+    def _lexical(self, query: str, positions: np.ndarray | None,
+                 k: int | None) -> list[tuple[int, float]]:
+        counts = Counter(lexical_tokens([query])[0])
+        if not counts or not self._chunks:
+            return []
+        terms = list(counts)
+        params: dict[str, Any] = {
+            "terms": terms, "counts": [counts[t] for t in terms], "match": _tsquery(terms),
+            "version": self.version_id, "n": float(len(self._chunks)), "k1": BM25_K1,
+            "b": BM25_B, "average": self.average_length, "k": k,
+            "positions": None if positions is None else [int(p) for p in positions],
+        }
+        sql = _LEXICAL_SQL.format(
+            where="" if positions is None else "AND vc.position = ANY(%(positions)s)",
+            limit="" if k is None else "LIMIT %(k)s")
+        with self.database.pool.connection() as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        positions, scores = _arrays(self._lexical(query, None, k))
+        keep = scores > 0
+        return positions[keep], scores[keep]
+
+    def lexical_scores(self, query: str, positions: np.ndarray) -> np.ndarray:
+        if len(positions) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return _scatter(self._lexical(query, positions, None), positions)
+
+
+def _arrays(rows: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((row[1] for row in rows), dtype=np.float32, count=len(rows)))
+
+
+def _scatter(rows: Sequence[tuple[int, float]], positions: np.ndarray) -> np.ndarray:
+    """Scores in the order of ``positions`` (0 where the database returned none)."""
+    by_position = {int(position): float(score) for position, score in rows}
+    return np.fromiter((by_position.get(int(p), 0.0) for p in positions), dtype=np.float32,
+                       count=len(positions))

@@ -1,0 +1,297 @@
+"""Writing the index in Postgres: ``PostgresBackend`` is its ``StoreBackend``,
+``PostgresWriter`` writes one version; ``index.update_index`` decides what to embed.
+
+A build holds an advisory lock for its whole run (a second builder waits, as on the local
+folder's file lock), embeds outside any transaction, then writes the new version and
+switches ``current_version`` to it in one transaction: readers see the old version or the
+new one, and a build that fails or is killed leaves the old one serving. Documents and
+passages a version keeps are shared with the version before, not copied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.types.json import Json
+
+from collab_qa.analysis import lexical_tokens
+from collab_qa.chunking import Chunk, ChunkerConfig, embedding_text
+from collab_qa.documents import load_corpus
+from collab_qa.embedding import Embedder
+from collab_qa.errors import BuildLockedError, IndexLoadError, UserError
+from collab_qa.index import BuildReport, update_index
+from collab_qa.settings import Settings
+from collab_qa.store import DocumentRecord, IndexStore
+from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.postgres import VERSION_CHANNEL, Database, PostgresStore, describe_database
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key of the build lock (any constant; "collab" in ASCII).
+BUILD_LOCK_KEY = 0x636F6C6C6162
+# The current version and the one before it are kept, so a server that loaded the previous
+# version just before a switch can finish its searches.
+KEEP_VERSIONS = 2
+# A tsvector keeps at most 256 positions per lexeme; a passage's term frequency is counted up
+# to this many occurrences.
+MAX_TERM_FREQUENCY = 255
+LOCK_POLL_SECONDS = 0.1
+
+
+class PostgresBackend:
+    """The index in one database (``StoreBackend``).
+
+    Args:
+        database: The database.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @contextmanager
+    def building(self, timeout: float) -> Iterator[None]:
+        with self.database.connection() as connection:
+            _lock(connection, timeout, self.database)
+            try:
+                connection.execute(resources.files("collab_qa.store")
+                                   .joinpath("postgres_schema.sql").read_text(encoding="utf-8"))
+                _remove_old_versions(connection)
+                yield
+            finally:
+                if not connection.closed:
+                    connection.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK_KEY,))
+
+    def load(self, *, expected_model_id: str | None = None) -> PostgresStore:
+        return PostgresStore.load(self.database, expected_model_id=expected_model_id)
+
+    def base(self) -> tuple[PostgresStore | None, str | None]:
+        try:
+            return PostgresStore.load(self.database), None
+        except IndexLoadError as exc:
+            if self.database.current_version_id() is None:
+                return None, "no previous index"
+            return None, f"the previous index could not be read ({exc})"
+
+    def writer(self, base: IndexStore | None) -> PostgresWriter:
+        if base is not None and not isinstance(base, PostgresStore):
+            raise TypeError(f"A database index builds on a database version, not {type(base)}.")
+        return PostgresWriter(self.database, base)
+
+
+class PostgresWriter:
+    """One new version in the database (``IndexWriter``): kept documents are referenced,
+    added ones are held in memory until ``commit`` writes everything in one transaction."""
+
+    def __init__(self, database: Database, base: PostgresStore | None) -> None:
+        self._database = database
+        self._base = base
+        self.records: list[DocumentRecord] = []
+        self.content_ids: dict[str, str] = {}
+        self.added: list[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]] = []
+
+    def keep(self, doc_id: str) -> None:
+        if self._base is None:
+            raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
+        self.records.append(self._base.documents[doc_id])
+        self.content_ids[doc_id] = self._base.content_ids[doc_id]
+
+    def add(self, document: DocumentRecord, chunks: Sequence[Chunk],
+            vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} passages of {document.id} but {len(vectors)} vectors")
+        record = replace(document, chunk_ids=tuple(c.id for c in chunks))
+        self.records.append(record)
+        self.content_ids[document.id] = uuid.uuid4().hex
+        self.added.append((record, chunks, np.asarray(vectors, dtype=np.float32)))
+
+    def commit(self, facts: Mapping[str, Any]) -> str:
+        version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:6]
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **facts,
+            "dense_index": "pgvector HNSW (cosine)",
+            "lexical_index": "tsvector (GIN) with BM25 statistics",
+            "documents": {r.id: {"sha256": r.sha256, "title": r.title,
+                                 "chunk_ids": list(r.chunk_ids)} for r in self.records},
+            "totals": {"documents": len(self.records),
+                       "chunks": sum(len(r.chunk_ids) for r in self.records)},
+        }
+        with self._database.connection(vectors=True) as connection:
+            with connection.transaction():
+                _write_documents(connection, self.added, self.content_ids,
+                                 int(facts["model"]["dimension"]))
+                _write_version(connection, manifest, [self.content_ids[r.id]
+                                                      for r in self.records])
+            _remove_old_versions(connection)
+        return version
+
+
+def build_postgres_index(
+    database: Database,
+    corpus_dir: Path,
+    embedder: Embedder,
+    chunker: ChunkerConfig,
+    *,
+    full: bool = False,
+    max_file_bytes: int = 20_000_000,
+    lock_timeout: float = 30.0,
+    progress: bool = False,
+) -> BuildReport:
+    """Bring the index in the database in line with the corpus, embedding only what changed.
+
+    Args:
+        database: The database.
+        corpus_dir: Folder with the documents.
+        embedder: The embedding model.
+        chunker: Chunk size and overlap.
+        full: Re-embed every document even when unchanged.
+        max_file_bytes: Larger files are skipped.
+        lock_timeout: Seconds to wait for another build to finish.
+        progress: Show the embedding progress bar.
+
+    Raises:
+        UserError: when the corpus folder is missing.
+        BuildLockedError: when another build keeps the lock longer than ``lock_timeout``.
+        DatabaseError: when the database cannot be reached.
+    """
+    if not corpus_dir.is_dir():
+        raise UserError(f"The corpus folder {corpus_dir} does not exist.")
+    backend = PostgresBackend(database)
+    with backend.building(lock_timeout):
+        started = time.perf_counter()
+        documents, skipped = load_corpus(corpus_dir, max_file_bytes)
+        report = update_index(backend, documents, embedder, chunker, skipped=skipped,
+                              full=full, progress=progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *,
+                                       full: bool = False, progress: bool = False,
+                                       ) -> BuildReport:
+    """``build_postgres_index`` with the database, folders and knobs from the settings."""
+    return build_postgres_index(
+        Database.connect(settings.database_url), settings.corpus_dir, embedder,
+        ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
+        full=full, max_file_bytes=settings.max_file_bytes,
+        lock_timeout=settings.build_lock_timeout, progress=progress,
+    )
+
+
+def _lock(connection: psycopg.Connection[Any], timeout: float, database: Database) -> None:
+    """Take the build lock, polling so the wait has a deadline. A killed builder's session
+    ends with its connection, and the lock with it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = connection.execute("SELECT pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()
+        if row is not None and row[0]:
+            return
+        if time.monotonic() >= deadline:
+            raise BuildLockedError(
+                f"Another build of the index in the {describe_database(database.url)} is "
+                f"running and did not finish within {timeout:g} s; try again when it is done.")
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+def _tsvector(tokens: Sequence[str]) -> str:
+    """A tsvector literal of the tokens, each with one position per occurrence."""
+    return " ".join(
+        "'" + term.replace("\\", "\\\\").replace("'", "''") + "':"
+        + ",".join(str(i) for i in range(1, min(count, MAX_TERM_FREQUENCY) + 1))
+        for term, count in Counter(tokens).items())
+
+
+def _write_documents(
+    connection: psycopg.Connection[Any],
+    added: Sequence[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]],
+    content_ids: Mapping[str, str], dimension: int,
+) -> None:
+    """Insert the documents this version adds, and their passages."""
+    with connection.cursor() as cursor:
+        with cursor.copy("COPY collab_qa.documents (content_id, doc_id, title, text, sha256, "
+                         "format) FROM STDIN") as copy:
+            for d, _, _ in added:
+                copy.write_row((content_ids[d.id], d.id, d.title, d.text, d.sha256, d.format))
+        with cursor.copy("COPY collab_qa.chunks (content_id, chunk_id, ordinal, heading_path, "
+                         "start_offset, end_offset, text, lexemes, token_count, dimension, "
+                         "embedding) FROM STDIN") as copy:
+            for d, chunks, vectors in added:
+                tokens = lexical_tokens([embedding_text(d.title, chunk) for chunk in chunks])
+                for chunk, words, vector in zip(chunks, tokens, vectors, strict=True):
+                    copy.write_row((content_ids[d.id], chunk.id, chunk.ordinal,
+                                    list(chunk.heading_path), chunk.start, chunk.end,
+                                    chunk.text, _tsvector(words), max(len(words), 1),
+                                    dimension, vector))
+
+
+def _write_version(connection: psycopg.Connection[Any], manifest: dict[str, Any],
+                   ordered: list[str]) -> None:
+    """Write the version's rows and make it current. ``ordered``: its documents' content
+    ids, in corpus order."""
+    dimension = int(manifest["model"]["dimension"])
+    connection.execute(
+        f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dimension} ON collab_qa.chunks "
+        f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
+        f"WHERE dimension = {dimension}")
+    row = connection.execute(
+        "INSERT INTO collab_qa.versions (name, model_id, dimension, chunk_count, manifest) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING version_id",
+        (manifest["version"], manifest["model"]["id"], dimension,
+         manifest["totals"]["chunks"], Json(manifest))).fetchone()
+    assert row is not None
+    version_id = int(row[0])
+    connection.execute(
+        "INSERT INTO collab_qa.version_documents (version_id, doc_id, content_id, rank) "
+        "SELECT %s, d.doc_id, d.content_id, o.rank "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS o(content_id, rank) "
+        "JOIN collab_qa.documents d ON d.content_id = o.content_id", (version_id, ordered))
+    # Positions follow the corpus order, then the passage order, as in the local folder.
+    connection.execute(
+        "INSERT INTO collab_qa.version_chunks (version_id, position, chunk_key) "
+        "SELECT %s, row_number() OVER (ORDER BY o.rank, c.ordinal) - 1, c.chunk_key "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS o(content_id, rank) "
+        "JOIN collab_qa.chunks c ON c.content_id = o.content_id", (version_id, ordered))
+    connection.execute(
+        "INSERT INTO collab_qa.version_terms (version_id, term, df) "
+        "SELECT %s, word, ndoc FROM ts_stat(format("
+        "'SELECT c.lexemes FROM collab_qa.chunks c JOIN collab_qa.version_chunks vc "
+        "ON vc.chunk_key = c.chunk_key WHERE vc.version_id = %%s', %s::bigint))",
+        (version_id, version_id))
+    connection.execute(
+        "UPDATE collab_qa.versions SET average_length = coalesce((SELECT avg(c.token_count) "
+        "FROM collab_qa.version_chunks vc JOIN collab_qa.chunks c ON c.chunk_key = vc.chunk_key "
+        "WHERE vc.version_id = %s), 1) WHERE version_id = %s", (version_id, version_id))
+    connection.execute(
+        "INSERT INTO collab_qa.current_version (only_row, version_id) VALUES (true, %s) "
+        "ON CONFLICT (only_row) DO UPDATE SET version_id = excluded.version_id", (version_id,))
+    connection.execute("SELECT pg_notify(%s, %s)", (VERSION_CHANNEL, manifest["version"]))
+
+
+def _remove_old_versions(connection: psycopg.Connection[Any]) -> None:
+    """Delete all but the ``KEEP_VERSIONS`` newest versions, and the documents and passages
+    no kept version holds. A failure here leaves more rows, never a broken version."""
+    try:
+        with connection.transaction():
+            connection.execute(
+                "DELETE FROM collab_qa.versions WHERE version_id NOT IN (SELECT version_id "
+                "FROM collab_qa.versions ORDER BY version_id DESC LIMIT %s) AND version_id "
+                "<> (SELECT version_id FROM collab_qa.current_version)", (KEEP_VERSIONS,))
+            connection.execute(
+                "DELETE FROM collab_qa.documents d WHERE NOT EXISTS (SELECT 1 FROM "
+                "collab_qa.version_documents vd WHERE vd.content_id = d.content_id)")
+    except psycopg.Error as exc:
+        log.warning("Old index versions were not removed: %s", exc)
