@@ -160,7 +160,8 @@ class TermStats:
 
     def weights(self, tokens: Iterable[str]) -> dict[str, float]:
         """The IDF of each distinct token (unknown words weigh the most)."""
-        return {t: self.idf.get(t, self.unknown_idf) for t in set(tokens)}
+        # In the order given, so sums over them do not depend on the hash seed.
+        return {t: self.idf.get(t, self.unknown_idf) for t in dict.fromkeys(tokens)}
 
     def known(self, token: str, min_typo_length: int = 4) -> bool:
         """Whether the index holds the word or one a typo away ("agreemnt", "cordin").
