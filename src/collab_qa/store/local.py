@@ -29,7 +29,7 @@ from collab_qa.analysis import TermStats, lexical_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import IndexLoadError
 from collab_qa.store import DocumentRecord
-from collab_qa.store.shared import ChunkTable, passage_stats
+from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # 2: the lexical index folds accents ("Café" and "Cafe" are one word).
 # 3: numbers are one word in either language ("fyra", "four" and "4").
@@ -146,7 +146,7 @@ def make_vector_index(vectors: np.ndarray, approximate_threshold: int) -> faiss.
 
 
 @dataclass
-class LocalStore:
+class LocalStore(TableLookups):
     """A loaded, validated version of the index folder (implements ``IndexStore``).
 
     ``stats`` are the word statistics; ``load_index`` computes them while loading. A store
@@ -164,33 +164,13 @@ class LocalStore:
     _table: ChunkTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._table = ChunkTable(self.chunks)
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
-
-    @property
-    def model_id(self) -> str:
-        return str(self.manifest["model"]["id"])
+        self._table = ChunkTable(self.chunks, self.documents, self.manifest)
 
     @property
     def term_stats(self) -> TermStats:
         if self.stats is None:
             self.stats = passage_stats(self.chunks, self.documents)
         return self.stats
-
-    def title_of(self, doc_id: str) -> str:
-        return self.documents[doc_id].title
-
-    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
-        return self._table.by_id(chunk_id)
-
-    def position_of(self, chunk_id: str) -> int | None:
-        return self._table.position_of(chunk_id)
-
-    def next_chunk(self, chunk: Chunk) -> Chunk | None:
-        return self._table.next_chunk(chunk)
 
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = self.dense.search(vector[None, :], k)
