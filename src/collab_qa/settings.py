@@ -78,3 +78,7 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         100, ge=1, description="Concurrent connections `collab-qa serve` accepts; more get 503.",
     )
+    example_questions: list[str] = Field(
+        default_factory=list, description="Questions the chat's first screen offers to ask "
+        "(a JSON list); empty means one about each of the three largest documents, by title.",
+    )
