@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from typer.testing import CliRunner
 
-from collab_qa.answer import Answer, Conflict, Contact
+from collab_qa.answer import Answer, Conflict, Contact, search_passages
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import CURRENT_FILE, build_index
@@ -386,7 +386,7 @@ def test_answer_card_renders_contacts_conflicts_and_abstention(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fake_answer(searcher: Any, question: str, k: int, mode: str, history: Any) -> Answer:
-        hits = searcher.search("biobank coordinator", k=3, mode="lexical")
+        hits = search_passages(searcher, "biobank coordinator", k=3, mode="lexical")
         abstained = question.startswith("unanswerable")
         return Answer(
             question=question, query=question, abstained=abstained,
@@ -570,7 +570,7 @@ def test_a_request_in_flight_keeps_its_index(settings: Settings,
         (settings.corpus_dir / name).write_text(f"# {name}\n\nText of {name}.\n", "utf-8")
         rebuild(settings, fake_embedder)
     assert live.current().version != in_flight.version
-    hits = in_flight.searcher.search("biobank coordinator", k=3)
+    hits = search_passages(in_flight.searcher, "biobank coordinator", k=3)
     assert hits and all(h.doc_id in in_flight.searcher.index.documents for h in hits)
 
 

@@ -94,6 +94,8 @@ class Query:
             else ``text``.
         kinds: What ``asked`` asks for (date, number, phone, email).
         asks_contact: The question asks for a contact (person, unit, email, phone).
+        topic_document: For a follow-up about the previous answer's subject, the document
+            that answered the previous question.
     """
 
     question: str
@@ -105,6 +107,7 @@ class Query:
     asked: str
     kinds: frozenset[str]
     asks_contact: bool
+    topic_document: str | None = None
 
     @property
     def topic_follow_up(self) -> bool:

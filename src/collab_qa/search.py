@@ -3,13 +3,11 @@ read through the store.
 
 Hybrid fuses min-max normalised dense and BM25 scores over the union of both candidate
 lists, each candidate scored exactly by both retrievers (FINDINGS on SciFact: normalised
-score fusion beats RRF). ``Searcher.rank`` runs the whole retrieval: the question is
-resolved into a ``Query`` once, retrieved here, then boosted and cut by ``rerank``.
+score fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts
+and cuts what is retrieved here.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,8 +15,7 @@ from collab_qa.embedding import Embedder
 from collab_qa.errors import QuestionError
 from collab_qa.hits import Hit, Retrieval
 from collab_qa.index import load_index
-from collab_qa.query import Query, resolve_query
-from collab_qa.rerank import Ranking, rank
+from collab_qa.query import Query
 from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
@@ -63,32 +60,6 @@ class Searcher:
         if not 1 <= k <= self.max_k:
             raise QuestionError(f"k must be between 1 and {self.max_k}, not {k}.")
         return question.strip()
-
-    def rank(self, question: str, k: int = 5, mode: str = "hybrid",
-             history: Sequence[str] = ()) -> Ranking:
-        """Resolve, retrieve and rank the passages for a question.
-
-        Args:
-            question: The user's question (at most ``max_question_chars`` characters).
-            k: Number of passages to return.
-            mode: ``hybrid``, ``dense`` or ``lexical``.
-            history: Earlier questions of the conversation, oldest first.
-
-        Raises:
-            QuestionError: for an empty or too long question, a bad k or an unknown mode.
-        """
-        query = resolve_query(self.validate(question, k, mode), history)
-        topic = None
-        if query.topic_follow_up and query.previous is not None:
-            # The document that answered the previous question, for a follow-up about "it".
-            previous = self.rank(query.previous, k=1, mode=mode).hits
-            topic = previous[0].doc_id if previous else None
-        return rank(self.index, self.retrieve(query, k, mode), k, topic_document=topic)
-
-    def search(self, question: str, k: int = 5, mode: str = "hybrid",
-               history: Sequence[str] = ()) -> list[Hit]:
-        """The ranked passages of :meth:`rank`."""
-        return self.rank(question, k, mode, history).hits
 
     def retrieve(self, query: Query, k: int, mode: str) -> Retrieval:
         """The candidate passages of a query with their dense, lexical and fused scores."""
