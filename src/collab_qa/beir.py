@@ -205,7 +205,7 @@ class BeirModeResult:
 def run_beir(searcher: Searcher, dataset: BeirDataset, modes: Sequence[str],
              progress: Callable[[str, int, int], None] | None = None) -> list[BeirModeResult]:
     """Rank documents for every test query in every mode and score them."""
-    from collab_qa.evaluate import mrr_from_ranking, ndcg_from_ranking, recall_from_ranking
+    from collab_qa.metrics import mrr_from_ranking, ndcg_from_ranking, recall_from_ranking
 
     results = []
     for mode in modes:
