@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from collab_qa.analysis import passage_language
+from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder
 from collab_qa.errors import QuestionError
 from collab_qa.hits import Hit, Retrieval
@@ -20,6 +22,9 @@ from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+# In hybrid fusion, passages in the other language than the question's count their dense
+# score twice instead of their BM25 score.
+CROSS_LANGUAGE_DENSE_ONLY = True
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -85,14 +90,27 @@ class Searcher:
         elif mode == "lexical":
             scores = lexical
         else:
-            scores = (self.dense_weight * _min_max(dense)
-                      + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
+            scores = self._fuse(query, [store.chunks[i] for i in ids.tolist()], dense, lexical)
         hits = [Hit(chunk, store.title_of(chunk.doc_id), float(score), float(d), float(x),
                     retrieval_score=float(score))
                 for chunk, score, d, x in zip(map(store.chunks.__getitem__, ids.tolist()),
                                               scores, dense, lexical, strict=True)]
         return Retrieval(query, mode, hits, vector, best_dense, _bounds(dense),
                          _bounds(lexical), self.dense_weight)
+
+
+    def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
+              lexical: np.ndarray) -> np.ndarray:
+        """Hybrid scores: min-max normalised dense and BM25 scores, weighted. BM25 cannot
+        match across languages, so a passage in the other language than the question's
+        is scored by its dense score alone and is not buried for lacking shared words."""
+        dense_part, lexical_part = _min_max(dense), _min_max(lexical)
+        if CROSS_LANGUAGE_DENSE_ONLY and query.language:
+            other = np.array([passage_language(chunk.text) not in ("", query.language)
+                              for chunk in chunks], dtype=bool)
+            lexical_part = np.where(other, dense_part, lexical_part)
+        return (self.dense_weight * dense_part
+                + (1 - self.dense_weight) * lexical_part).astype(np.float32)
 
 
 def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:

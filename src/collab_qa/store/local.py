@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import faiss
 import numpy as np
 
-from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import IndexLoadError
 from collab_qa.store import DocumentRecord
@@ -34,7 +34,8 @@ from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 # 2: the lexical index folds accents ("Café" and "Cafe" are one word).
 # 3: numbers are one word in either language ("fyra", "four" and "4").
 # 4: chunk ids come from the document id and the passage text, not the passage's ordinal.
-FORMAT_VERSION = 4
+# 5: passages are stemmed in their own language (Swedish or English).
+FORMAT_VERSION = 5
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -90,7 +91,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros when no query word is indexed)."""
         retriever = self._retriever
-        ids = [] if retriever is None else retriever.get_tokens_ids(lexical_tokens([query])[0])
+        ids = [] if retriever is None else retriever.get_tokens_ids(query_tokens(query))
         if retriever is None or not ids:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk, embedding_text
 from collab_qa.errors import BuildLockedError, IndexLoadError
 from collab_qa.store import DocumentRecord, IndexStore
@@ -40,7 +40,7 @@ class MemoryBM25:
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every passage (0 where no query word occurs)."""
         total = np.zeros(len(self._counts), dtype=np.float64)
-        for word in lexical_tokens([query])[0]:
+        for word in query_tokens(query):
             idf = self._idf.get(word)
             if idf is None:
                 continue

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
-from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.analysis import TermStats, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, IndexLoadError
 from collab_qa.store import DocumentRecord
@@ -333,7 +333,7 @@ class PostgresStore(TableLookups):
 
     def _lexical(self, query: str, positions: np.ndarray | None,
                  k: int | None) -> list[tuple[int, float]]:
-        counts = Counter(lexical_tokens([query])[0])
+        counts = Counter(query_tokens(query))
         if not counts or not self._chunks:
             return []
         terms = list(counts)
