@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     model: str = Field(
         "",
         description=(
-            "Path to a local sentence-transformers model directory; empty means the bundled "
-            "all-MiniLM-L6-v2."
+            "The embedding model: `minilm` (the bundled all-MiniLM-L6-v2, English), `e5` (the "
+            "bundled multilingual-e5-small, 4-bit, Swedish and English, no torch) or the path "
+            "of a local sentence-transformers model directory; empty means `minilm`."
         ),
     )
     chunk_tokens: int = Field(
