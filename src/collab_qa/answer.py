@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from collab_qa.confidence import ABSTAIN_THRESHOLD, confidence_signal
+from collab_qa.confidence import confidence_signal
 from collab_qa.conflicts import Conflict, find_conflicts
 from collab_qa.contacts import Contact, find_contacts
 from collab_qa.hits import Hit
@@ -80,7 +80,7 @@ def search_passages(searcher: Searcher, question: str, k: int = 5, mode: str = "
 
 def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
                     history: Sequence[str] = (),
-                    abstain_below: float = ABSTAIN_THRESHOLD) -> Answer:
+                    abstain_below: float | None = None) -> Answer:
     """Search and build the answer.
 
     Args:
@@ -89,7 +89,8 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
         k: Passages to return (cited, or "possibly related" when abstaining).
         mode: ``hybrid``, ``dense`` or ``lexical``.
         history: Earlier questions of the conversation, oldest first.
-        abstain_below: Confidence under which the answer abstains.
+        abstain_below: Confidence under which the answer abstains (default: the model's
+            calibrated threshold).
 
     Raises:
         QuestionError: for an invalid question, k or mode.
@@ -103,7 +104,7 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     stats = searcher.index.term_stats
     contacts = find_contacts(ranking)
     confidence, signals = confidence_signal(ranking, stats, contacts.role_named)
-    abstained = confidence < abstain_below
+    abstained = confidence < (searcher.abstain_below if abstain_below is None else abstain_below)
     hits = ranking.ordered
     sentence, span = (None, None) if abstained else best_sentence(query, hits[0], stats)
     # Dates are compared when the question is about one ("when…", "signed…"), so an answer

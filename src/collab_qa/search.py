@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from collab_qa.analysis import passage_language
+from collab_qa.calibration import calibration_for
 from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder
 from collab_qa.errors import QuestionError
@@ -41,11 +42,15 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 class Searcher:
     """Searches one loaded index with one embedder; both are loaded once by the caller."""
 
-    def __init__(self, index: IndexStore, embedder: Embedder, *, dense_weight: float = 0.5,
+    def __init__(self, index: IndexStore, embedder: Embedder, *,
+                 dense_weight: float | None = None, abstain_below: float | None = None,
                  max_question_chars: int = 1000, max_k: int = 50) -> None:
+        calibration = calibration_for(embedder.model_id)
         self.index = index
         self.embedder = embedder
-        self.dense_weight = dense_weight
+        self.dense_weight = calibration.dense_weight if dense_weight is None else dense_weight
+        self.abstain_below = (calibration.abstain_below if abstain_below is None
+                              else abstain_below)
         self.max_question_chars = max_question_chars
         self.max_k = max_k
 

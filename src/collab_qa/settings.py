@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         description=(
             "The embedding model: `minilm` (the bundled all-MiniLM-L6-v2, English), `e5` (the "
             "bundled multilingual-e5-small, 4-bit, Swedish and English, no torch) or the path "
-            "of a local sentence-transformers model directory; empty means `minilm`."
+            "of a local sentence-transformers model directory; empty means `e5`."
         ),
     )
     chunk_tokens: int = Field(
@@ -52,8 +52,10 @@ class Settings(BaseSettings):
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given.")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a request may ask for.")
     default_mode: SearchMode = Field("hybrid", description="Search mode when none is given.")
-    dense_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="Weight of the dense score in hybrid fusion (rest: BM25)."
+    dense_weight: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Weight of the dense score in hybrid fusion (rest: BM25); empty: the "
+                    "model's calibrated weight (0.85 for e5, 0.5 for MiniLM).",
     )
     max_question_chars: int = Field(
         1000, ge=10, description="Longer questions are refused with a clear message."
