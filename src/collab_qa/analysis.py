@@ -18,6 +18,8 @@ _STEMMER_NAMES = {"en": "english", "sv": "swedish"}
 # searched with the stems of both languages.
 STEM_BY_LANGUAGE = True
 QUERY_IN_BOTH_LANGUAGES = True
+# The languages' function and question words ("what", "vem") are stop words too.
+FUNCTION_WORDS_ARE_STOP_WORDS = True
 _WORD = re.compile(r"\w+")
 
 
@@ -54,7 +56,10 @@ def passage_language(text: str) -> str:
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_SWEDISH
 
-    return frozenset(fold_accents(word) for word in (*STOPWORDS_EN, *STOPWORDS_SWEDISH))
+    listed = (*STOPWORDS_EN, *STOPWORDS_SWEDISH, *lang.words("function_words"),
+              *lang.words("question_words")) if FUNCTION_WORDS_ARE_STOP_WORDS else (
+        *STOPWORDS_EN, *STOPWORDS_SWEDISH)
+    return frozenset(fold_accents(word) for word in listed)
 
 
 def fold_accents(text: str) -> str:

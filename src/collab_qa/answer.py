@@ -65,7 +65,8 @@ def rank_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hy
     Raises:
         QuestionError: for an empty or too long question, a bad k or an unknown mode.
     """
-    query = resolve_query(searcher.validate(question, k, mode), history)
+    query = resolve_query(searcher.validate(question, k, mode), history,
+                          searcher.index.term_stats)
     if query.topic_follow_up and query.previous is not None:
         previous = rank_question(searcher, query.previous, k=1, mode=mode).hits
         query = replace(query, topic_document=previous[0].doc_id if previous else None)

@@ -329,7 +329,7 @@ def evaluate_question(searcher: Searcher, question: EvalQuestion, mode: str, k: 
     """Answer one question in one mode and score it. The query vector (and the previous
     question's) is encoded before the clock starts, so the latency is that of search and
     answer building alone."""
-    query = compose_query(question.question, question.history)
+    query = compose_query(question.question, question.history, searcher.index.term_stats)
     if mode != "lexical":
         # As in a conversation, the previous question was encoded when it was asked.
         for text in (query, *question.history[-1:]):
@@ -378,7 +378,7 @@ def run_eval(
     """
     encode_times = []
     for question in questions:
-        query = compose_query(question.question, question.history)
+        query = compose_query(question.question, question.history, searcher.index.term_stats)
         started = time.perf_counter()
         searcher.embedder.encode([query])
         encode_times.append((time.perf_counter() - started) * 1000)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collab_qa import lang
-from collab_qa.analysis import detect_language
+from collab_qa.analysis import TermStats, detect_language, text_tokens
 from collab_qa.facts import EVENT
 
 
@@ -39,24 +39,42 @@ ASKS_DEADLINE = re.compile(
     rf"|\b(?:{lang.alternation('asks_deadline')})\b", re.IGNORECASE)
 
 
-def is_follow_up(question: str) -> bool:
-    """A short question that leans on the previous one ("and their phone number?", "which
-    partners are involved?"): it starts like a continuation, refers back with a pronoun, or
-    is five words or fewer without a name of its own."""
+# A word held by at most this share of the passages is specific enough to be a subject.
+SUBJECT_SHARE = 0.1
+
+
+def has_own_subject(question: str, stats: TermStats | None = None) -> bool:
+    """Whether a question names what it is about: a name (a capitalised word inside it), a
+    number, or, given the index's statistics, a word that few passages hold or none does."""
     words = question.split()
-    names = [w for w in words[1:] if w[:1].isupper() and w != "I"]
-    return bool(
-        _FOLLOW_UP_START.match(question.strip())
-        or (len(words) <= 8 and _REFERRING_WORD.search(question))
-        or len(words) <= 3
-        or (len(words) <= 5 and not names and not any(ch.isdigit() for ch in question))
-    )
+    if any(word[:1].isupper() and word != "I" for word in words[1:]) or any(
+            ch.isdigit() for ch in question):
+        return True
+    if stats is None:
+        return False
+    rare = stats.idf_of_share(SUBJECT_SHARE)
+    return any(len(token) >= 4 and stats.idf.get(token, stats.unknown_idf) >= rare
+               for token in text_tokens(question))
 
 
-def compose_query(question: str, history: Sequence[str] = ()) -> str:
+def is_follow_up(question: str, stats: TermStats | None = None) -> bool:
+    """Whether a question leans on the previous one: it starts like a continuation ("and
+    their phone number?", "what about X?", "och …?"), or it names no subject of its own and
+    refers back with a pronoun or is five words or fewer ("which partners are involved?").
+    A question with its own subject stands alone, whatever was asked before it."""
+    stripped = question.strip()
+    if _FOLLOW_UP_START.match(stripped):
+        return True
+    if has_own_subject(stripped, stats):
+        return False
+    return bool(_REFERRING_WORD.search(stripped)) or len(stripped.split()) <= 5
+
+
+def compose_query(question: str, history: Sequence[str] = (),
+                  stats: TermStats | None = None) -> str:
     """The text to retrieve with: a follow-up is read together with the previous question."""
     previous = [turn.strip() for turn in history if turn and turn.strip()]
-    if previous and is_follow_up(question):
+    if previous and is_follow_up(question, stats):
         return f"{previous[-1]} {question.strip()}"
     return question.strip()
 
@@ -129,18 +147,20 @@ class Query:
         return " ".join(NAME.findall(self.names_text))
 
 
-def resolve_query(question: str, history: Sequence[str] = ()) -> Query:
-    """Read a (validated) question with the earlier questions of its conversation."""
+def resolve_query(question: str, history: Sequence[str] = (),
+                  stats: TermStats | None = None) -> Query:
+    """Read a (validated) question with the earlier questions of its conversation, given
+    the index's word statistics (which tell whether a word names a subject)."""
     question = question.strip()
     previous_turns = [turn.strip() for turn in history if turn and turn.strip()]
     previous = previous_turns[-1] if previous_turns else None
-    text = compose_query(question, history)
+    text = compose_query(question, history, stats)
     shift = _TOPIC_SHIFT.match(question)
     new_subject = question[shift.end():] if shift is not None and previous else None
     asked = text if history else question
     return Query(
         question=question, text=text, previous=previous,
-        follows_up=previous is not None and is_follow_up(question),
+        follows_up=previous is not None and is_follow_up(question, stats),
         new_subject=new_subject,
         names_text=question if shift else text,
         asked=asked, kinds=asked_types(asked),
