@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from collab_qa.chunking import ChunkerConfig
-from collab_qa.embedding import Embedder, FakeEmbedder, SentenceTransformerEmbedder
+from collab_qa.embedding import Embedder, FakeEmbedder, load_embedder
 from collab_qa.index import CURRENT_FILE, build_index, current_version_dir, load_index
 from collab_qa.search import Searcher
 from collab_qa.settings import Settings
@@ -148,14 +148,14 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, **kwargs: object) -
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    """The bundled all-MiniLM-L6-v2, loaded once for the whole session."""
-    return SentenceTransformerEmbedder()
+def real_embedder() -> Embedder:
+    """The product's default model (the bundled multilingual e5), loaded once."""
+    return load_embedder()
 
 
 @pytest.fixture(scope="session")
 def corpus_index_dir(
-    real_embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory
+    real_embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The real corpus indexed with the real model, built once per session."""
     index_dir = tmp_path_factory.mktemp("corpus-index")
@@ -165,7 +165,7 @@ def corpus_index_dir(
 
 @pytest.fixture(scope="session")
 def real_searcher(
-    corpus_index_dir: Path, real_embedder: SentenceTransformerEmbedder
+    corpus_index_dir: Path, real_embedder: Embedder
 ) -> Iterator[Searcher]:
     index = load_index(corpus_index_dir, expected_model_id=real_embedder.model_id)
     yield Searcher(index, real_embedder)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from collab_qa.embedding import SentenceTransformerEmbedder
+from collab_qa.embedding import Embedder
 from collab_qa.settings import Settings
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, record_and_dismiss
 from tests.conftest import MakeAppClient
@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - the dev extra installs it
 
 
 @pytest.fixture(scope="module")
-def server(real_embedder: SentenceTransformerEmbedder, corpus_index_dir: Path,
+def server(real_embedder: Embedder, corpus_index_dir: Path,
            tmp_path_factory: pytest.TempPathFactory,
            make_app_client: MakeAppClient) -> Iterator[str]:
     """A real uvicorn server on a free loopback port, answering from the real corpus index."""

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from collab_qa.chunking import ChunkerConfig
-from collab_qa.embedding import SentenceTransformerEmbedder
+from collab_qa.embedding import Embedder
 from collab_qa.index import LOCK_FILE, TMP_PREFIX, build_index, load_index
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, record_and_dismiss
 from tests.conftest import CORPUS
@@ -70,7 +70,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(corpus_index_dir: Path, real_embedder: SentenceTransformerEmbedder,
+def live(corpus_index_dir: Path, real_embedder: Embedder,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("live")
     shutil.copytree(CORPUS, root / "corpus")
@@ -229,7 +229,7 @@ def version_contents(index_dir: Path) -> tuple[str, dict[tuple[str, int, int], s
 
 
 def test_load_while_the_index_is_rebuilt(live: Live,
-                                         real_embedder: SentenceTransformerEmbedder) -> None:
+                                         real_embedder: Embedder) -> None:
     import psutil
 
     corpus, index_dir = live.root / "corpus", live.root / "index"

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.cli import app
-from collab_qa.embedding import FakeEmbedder, SentenceTransformerEmbedder
+from collab_qa.embedding import Embedder, FakeEmbedder
 from collab_qa.errors import BuildLockedError, DatabaseError, IndexLoadError
 from collab_qa.evaluate import EvalReport, load_questions, run_eval
 from collab_qa.index import BuildReport, build_index, build_into, load_index
@@ -260,7 +260,7 @@ def test_database_errors_are_one_sentence(database_url: str, tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def real_postgres_store(postgres_server: Any, real_embedder: SentenceTransformerEmbedder,
+def real_postgres_store(postgres_server: Any, real_embedder: Embedder,
                         ) -> PostgresStore:
     with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
         connection.execute("CREATE DATABASE real_corpus")
@@ -277,7 +277,7 @@ def _test_split(searcher: Searcher) -> EvalReport:
 @pytest.mark.slow
 def test_the_eval_test_split_through_postgres_matches_the_local_folder(
         real_postgres_store: PostgresStore, real_searcher: Searcher,
-        real_embedder: SentenceTransformerEmbedder) -> None:
+        real_embedder: Embedder) -> None:
     through_postgres = _test_split(Searcher(real_postgres_store, real_embedder))
     local = _test_split(real_searcher)
     for ours, theirs in zip(through_postgres.modes, local.modes, strict=True):
