@@ -12,7 +12,7 @@ from collab_qa.confidence import (
     missing_answer_type,
     rests_on_unknown_name,
 )
-from collab_qa.conflicts import dated_statements
+from collab_qa.conflicts import dated_statements, same_event
 from collab_qa.contacts import Contact, extract_contacts
 from collab_qa.facts import sentence_spans
 from collab_qa.hits import Hit
@@ -144,15 +144,25 @@ def test_biobank_contact_card(real_searcher: Searcher) -> None:
 
 
 @pytest.mark.slow
-def test_charite_dates_conflict(real_searcher: Searcher) -> None:
+def test_two_events_with_two_dates_are_no_conflict(real_searcher: Searcher) -> None:
+    # One source dates the signing, the other when the collaboration was initiated: two
+    # events, not two sources disagreeing about one.
     answer = answer_question(real_searcher, "When was the MoU with Charité signed?")
-    assert answer.conflicts, [h.citation for h in answer.hits]
-    conflict = answer.conflicts[0]
-    assert set(conflict.doc_ids) == {"charite-mou-news-sv.txt", "collaboration-in-germany.txt"}
-    assert set(conflict.dates) == {"2023-10-17", "2024"}
-    assert "disagree" in conflict.note
-    sentences = " ".join(s for _, s in conflict.statements)
-    assert "signerades den 17 oktober" in sentences and "initiated in 2024" in sentences
+    assert not answer.conflicts, answer.conflicts
+
+
+@pytest.mark.parametrize(("first", "second", "same"), [
+    ("The agreement was signed on 3 May 2021.", "Avtalet undertecknades 2020.", True),
+    ("The agreement was signed on 3 May 2021.", "They signed it in 2019.", True),
+    ("The project started in 2019.", "Projektet startade 2018.", True),
+    ("The agreement was signed on 3 May 2021.", "The collaboration was initiated in 2024.",
+     False),
+    ("The centre was founded in 1990.", "The programme was launched in 1990.", False),
+    ("It was renewed in 2022.", "It was signed in 2020.", False),
+])
+def test_dates_conflict_only_for_the_same_kind_of_event(first: str, second: str,
+                                                        same: bool) -> None:
+    assert same_event(first, second) is same
 
 
 @pytest.mark.slow

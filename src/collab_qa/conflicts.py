@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from collab_qa import lang
 from collab_qa.analysis import TermStats, text_tokens
-from collab_qa.facts import DATE, EVENT, MONTHS, YEAR, sentence_spans
+from collab_qa.facts import DATE, EVENT, MONTHS, YEAR, event_kind, sentence_spans
 from collab_qa.hits import Hit
 from collab_qa.lead import passage_tokens
 from collab_qa.rerank import Ranking
@@ -96,7 +96,14 @@ def _same_document_passages(store: IndexStore, ranking: Ranking,
     return passages
 
 
+# (passage, sentence, date, subject words of the passage)
 Statement = tuple[Hit, str, str, set[str]]
+
+
+def same_event(first: str, second: str) -> bool:
+    """Whether two dated sentences date the same kind of event: "signed on …" and
+    "undertecknat …" do; "signed …" and "initiated …" are two events, not a disagreement."""
+    return event_kind(first) == event_kind(second)
 
 
 def _group(found: Sequence[Statement], i: int, used: set[int]) -> tuple[list[Statement], set[str]]:
@@ -107,7 +114,8 @@ def _group(found: Sequence[Statement], i: int, used: set[int]) -> tuple[list[Sta
     for j in range(i + 1, len(found)):
         other = found[j]
         if (j not in used and other[0].doc_id not in {g[0].doc_id for g in group}
-                and other[3] & found[i][3] and any(_disagree(other[2], g[2]) for g in group)):
+                and other[3] & found[i][3] and same_event(other[1], found[i][1])
+                and any(_disagree(other[2], g[2]) for g in group)):
             group.append(other)
             shared &= other[3]
             used.add(j)

@@ -25,7 +25,16 @@ DATE = re.compile(
     rf"|\b(?:{lang.alternation('year_prepositions')})\s+(?P<year>{YEAR})\b",
     re.IGNORECASE,
 )
-EVENT = re.compile(rf"\b({lang.alternation('event_verbs')})\b", re.IGNORECASE)
+EVENT_KINDS = {kind: re.compile(rf"\b(?:{'|'.join(verbs)})\b", re.IGNORECASE)
+               for kind, verbs in lang.events().items()}
+EVENT = re.compile("|".join(pattern.pattern for pattern in EVENT_KINDS.values()), re.IGNORECASE)
+
+
+def event_kind(sentence: str) -> str | None:
+    """The kind of event a sentence dates ("signed", "started", …), by its first event verb."""
+    found = [(match.start(), kind) for kind, pattern in EVENT_KINDS.items()
+             if (match := pattern.search(sentence))]
+    return min(found)[1] if found else None
 _NUMBER = re.compile(rf"\d|\b({'|'.join(lang.numbers())})\b", re.IGNORECASE)
 AMOUNT = re.compile(rf"€|\$|£|\b(?:{lang.alternation('currency')})\b", re.IGNORECASE)
 

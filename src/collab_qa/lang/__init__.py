@@ -32,3 +32,12 @@ def numbers(languages: tuple[str, ...] = LANGUAGES) -> dict[str, int]:
     """Every number word of the languages with its value."""
     return {word: value for language in languages
             for word, value in _data(language)["numbers"].items()}
+
+
+def events(languages: tuple[str, ...] = LANGUAGES) -> dict[str, list[str]]:
+    """The verbs that date each kind of event, all languages together."""
+    kinds: dict[str, list[str]] = {}
+    for language in languages:
+        for kind, verbs in _data(language).get("events", {}).items():
+            kinds.setdefault(kind, []).extend(verbs)
+    return kinds
