@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from collab_qa.answer import answer_question, search_passages
@@ -14,11 +16,13 @@ from collab_qa.confidence import (
 )
 from collab_qa.conflicts import dated_statements, same_event
 from collab_qa.contacts import Contact, extract_contacts
+from collab_qa.embedding import FakeEmbedder
 from collab_qa.facts import sentence_spans
 from collab_qa.hits import Hit
 from collab_qa.query import asked_types, asks_for_contact, is_follow_up
 from collab_qa.rerank import by_answer_type
 from collab_qa.search import Searcher
+from tests.conftest import build
 
 
 def hit(text: str, doc: str = "doc.txt", heading: tuple[str, ...] = ("Section",),
@@ -211,3 +215,34 @@ def test_a_follow_up_stays_with_the_previous_document(real_searcher: Searcher) -
                                 history=["What is the Cutcancer twinning project?"])
     assert hits[0].doc_id == "cutcancer-twinning-project.txt"
     assert "Swansea University" in hits[0].text
+
+
+def _two_sources(tmp_path: Path, english: str, swedish: str) -> Searcher:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "news.txt").write_text(
+        "Partnership news\n\nPublished 2021-06-01\n\n" + english + "\n", encoding="utf-8")
+    (corpus / "nyheter.txt").write_text(
+        "Nyheter om partnerskap\n\n" + swedish + "\n", encoding="utf-8")
+    for topic in ("library", "canteen", "parking", "gym", "printing", "lockers", "mail"):
+        (corpus / f"{topic}.txt").write_text(
+            f"The {topic}\n\nThe {topic} opens at nine and closes at five on weekdays.\n",
+            encoding="utf-8")
+    embedder = FakeEmbedder()
+    return Searcher(build(corpus, tmp_path / "index", embedder), embedder)
+
+
+def test_sources_giving_two_dates_for_one_signing_conflict(tmp_path: Path) -> None:
+    searcher = _two_sources(tmp_path, "The agreement with Zephyrion was signed on 3 May 2021.",
+                            "Avtalet med Zephyrion undertecknades i mars 2020.")
+    answer = answer_question(searcher, "When was the agreement with Zephyrion signed?",
+                             k=10, abstain_below=-10)
+    assert [sorted(c.dates) for c in answer.conflicts] == [["2020-03", "2021-05-03"]]
+
+
+def test_a_signing_and_a_start_date_are_no_conflict(tmp_path: Path) -> None:
+    searcher = _two_sources(tmp_path, "The agreement with Zephyrion was signed on 3 May 2021.",
+                            "Samarbetet med Zephyrion startade i mars 2020.")
+    answer = answer_question(searcher, "When was the agreement with Zephyrion signed?",
+                             k=10, abstain_below=-10)
+    assert answer.conflicts == []

@@ -139,6 +139,10 @@ def find_conflicts(store: IndexStore, ranking: Ranking,
         return [], []
     rare = {t for t, w in query_weights.items()
             if t in stats.idf and w >= stats.idf_of_share(0.25)}
+    # When the question names its subject, both statements must be about that name.
+    names = set(text_tokens(ranking.query.names)) & rare
+    if names:
+        rare = names
     cited = {hit.chunk.id for hit in ranking.ordered}
     found: list[Statement] = []
     for hit in [*ranking.ordered, *_same_document_passages(store, ranking)]:
