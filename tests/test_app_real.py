@@ -5,6 +5,7 @@ Uses the session's model and index (tests/conftest.py); nothing here writes to t
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ def test_best_sentence_is_marked_in_the_top_passage(client: TestClient) -> None:
     body = ask(client, BIOBANK)
     assert body["best_sentence"] and body["best_sentence"] in body["passages"][0]["text"]
     client.post("/", data={"question": BIOBANK})
-    assert f"<mark>{body['best_sentence']}</mark>" in client.get("/").text
+    # A bullet line is shown as a list item, without its "- ".
+    shown = body["best_sentence"].removeprefix("- ")
+    assert f"<mark>{html.escape(shown, quote=False)}</mark>" in client.get("/").text
 
 
 def test_unanswerable_question_abstains_with_possibly_related(client: TestClient) -> None:

@@ -20,7 +20,7 @@ from collab_qa.index import (
     load_index,
 )
 from collab_qa.search import Searcher
-from collab_qa.store.local import make_vector_index
+from collab_qa.store.local import FORMAT_VERSION, make_vector_index
 from tests.conftest import DAMAGES, build, damage_index
 
 
@@ -49,14 +49,15 @@ def test_an_index_of_an_older_format_asks_for_a_rebuild(tmp_corpus: Path, tmp_pa
     version = current_version_dir(index_dir)
     assert version is not None
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["format_version"] = 3  # chunk ids were "doc#ordinal" then
+    manifest["format_version"] = FORMAT_VERSION - 1  # stemmed otherwise then
     (version / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexLoadError, match=r"has format 3, this collab-qa reads format 4; "
+    with pytest.raises(IndexLoadError, match=rf"has format {FORMAT_VERSION - 1}, this collab-qa "
+                                             rf"reads format {FORMAT_VERSION}; "
                                              r"rebuild it with `collab-qa index --full`"):
         load_index(index_dir)
     report = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
     assert report.embedded_chunks == report.chunks  # nothing of the old format is reused
-    assert load_index(index_dir).manifest["format_version"] == 4
+    assert load_index(index_dir).manifest["format_version"] == FORMAT_VERSION
 
 
 def test_a_corpus_with_no_documents_builds_an_empty_index(tmp_path: Path,

@@ -39,35 +39,43 @@ ASKS_DEADLINE = re.compile(
     rf"|\b(?:{lang.alternation('asks_deadline')})\b", re.IGNORECASE)
 
 
-# A word held by at most this share of the passages is specific enough to be a subject.
-SUBJECT_SHARE = 0.1
+# A term: a word of at least TERM_LETTERS letters held by at most TERM_SHARE of the
+# passages, or one no passage holds (a short common word, "help" or "signed", names nothing).
+TERM_SHARE = 0.03
+TERM_LETTERS = 9
+
+
+def _names_something(question: str) -> bool:
+    words = question.split()
+    return any(word[:1].isupper() and word != "I" for word in words[1:]) or any(
+        ch.isdigit() for ch in question)
 
 
 def has_own_subject(question: str, stats: TermStats | None = None) -> bool:
     """Whether a question names what it is about: a name (a capitalised word inside it), a
-    number, or, given the index's statistics, a word that few passages hold or none does."""
-    words = question.split()
-    if any(word[:1].isupper() and word != "I" for word in words[1:]) or any(
-            ch.isdigit() for ch in question):
+    number, or, given the index's statistics, a term (see ``TERM_SHARE``)."""
+    if _names_something(question):
         return True
     if stats is None:
         return False
-    rare = stats.idf_of_share(SUBJECT_SHARE)
-    return any(len(token) >= 4 and stats.idf.get(token, stats.unknown_idf) >= rare
+    rare = stats.idf_of_share(TERM_SHARE)
+    return any((len(token) >= 5 and not stats.known(token))
+               or (len(token) >= TERM_LETTERS and stats.idf.get(token, 0.0) >= rare)
                for token in text_tokens(question))
 
 
 def is_follow_up(question: str, stats: TermStats | None = None) -> bool:
     """Whether a question leans on the previous one: it starts like a continuation ("and
-    their phone number?", "what about X?", "och …?"), or it names no subject of its own and
-    refers back with a pronoun or is five words or fewer ("which partners are involved?").
-    A question with its own subject stands alone, whatever was asked before it."""
+    their phone number?", "what about X?", "och …?"), refers back with a pronoun without
+    naming anything ("what else do they do?"), or is five words or fewer with no subject of
+    its own ("which partners are involved?"). A question with its own subject stands alone,
+    whatever was asked before it."""
     stripped = question.strip()
     if _FOLLOW_UP_START.match(stripped):
         return True
-    if has_own_subject(stripped, stats):
-        return False
-    return bool(_REFERRING_WORD.search(stripped)) or len(stripped.split()) <= 5
+    if _REFERRING_WORD.search(stripped) and not _names_something(stripped):
+        return True
+    return len(stripped.split()) <= 5 and not has_own_subject(stripped, stats)
 
 
 def compose_query(question: str, history: Sequence[str] = (),
