@@ -123,21 +123,20 @@ def test_two_servers_share_one_database(make_app_client: MakeAppClient, tmp_corp
         first = one.post("/", data={"question": "Who is the contact for the agreement?"},
                          headers=CHAT)
         assert first.status_code == 200, first.text
-        cookie = {"collab_qa_conversation": first.cookies["collab_qa_conversation"]}
+        other.cookies.set("collab_qa_conversation", first.cookies["collab_qa_conversation"])
         turn_id = first.headers["X-Collab-QA-Turn"]
         # The next request of the same user reaches the other server.
-        page = other.get("/", cookies=cookie)
+        page = other.get("/")
         assert "Who is the contact for the agreement?" in page.text
-        follow_up = other.post("/", data={"question": "and their email?"}, headers=CHAT,
-                               cookies=cookie)
+        follow_up = other.post("/", data={"question": "and their email?"}, headers=CHAT)
         assert follow_up.status_code == 200
         rated = other.post("/feedback", data={"turn_id": turn_id, "rating": "up"},
-                           headers=CHAT, cookies=cookie)
+                           headers=CHAT)
         assert rated.status_code == 204, rated.text
         assert one.post("/api/feedback", json={
             "rating": "down", "question": "Where is Japan?", "index_version": "v"},
         ).status_code == 204
-        back = one.get("/", cookies=cookie).text
+        back = one.get("/").text  # its cookie, from the first answer
         assert "and their email?" in back
     database = Database.connect(database_url)
     entries = list(PostgresFeedback(database).read())

@@ -13,6 +13,7 @@ new version never mixes two. ``refresh()`` returns the store of the version now 
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -94,6 +95,7 @@ class Database:
         self.url = url
         self.pool_size = pool_size
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_lock = threading.Lock()  # the first requests arrive together
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> Database:
@@ -127,21 +129,24 @@ class Database:
     @property
     def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         """The shared pool, opened on first use (the schema must exist by then)."""
-        if self._pool is None:
-            pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                self.url, min_size=1, max_size=self.pool_size, open=False,
-                configure=_configure, name="collab-qa", timeout=POOL_WAIT_SECONDS,
-                # A connection the database dropped (a restart) is replaced before use.
-                check=ConnectionPool.check_connection,
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            )
-            try:
-                pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS * 2)
-            except Exception as exc:
-                pool.close()
-                raise self._unreachable(exc) from None
-            self._pool = pool
-        return self._pool
+        with self._pool_lock:
+            return self._pool or self._open_pool()
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, open=False,
+            configure=_configure, name="collab-qa", timeout=POOL_WAIT_SECONDS,
+            # A connection the database dropped (a restart) is replaced before use.
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+        try:
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS * 2)
+        except Exception as exc:
+            pool.close()
+            raise self._unreachable(exc) from None
+        self._pool = pool
+        return pool
 
     @contextmanager
     def pooled(self) -> Iterator[psycopg.Connection[Any]]:
@@ -169,9 +174,10 @@ class Database:
 
     def close(self) -> None:
         """Close the pool; the object can open a new one later."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     def describe(self) -> str:
         """"database NAME on HOST", for messages."""

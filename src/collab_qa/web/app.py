@@ -57,13 +57,15 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             from collab_qa.web.conversations_pg import create_chat_tables
 
             create_chat_tables(database)
-        with live.following():
-            live.refresh(wait=True)
-            app.state.live = live
-            with corpus_watcher(live) if watch else nullcontext():
-                yield
-        if database is not None:
-            database.close()
+        try:
+            with live.following():
+                live.refresh(wait=True)
+                app.state.live = live
+                with corpus_watcher(live) if watch else nullcontext():
+                    yield
+        finally:
+            if database is not None:
+                database.close()
 
     app = FastAPI(
         title="collab-qa",
