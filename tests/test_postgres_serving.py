@@ -162,18 +162,23 @@ def own_postgres() -> Iterator[Any]:
     server.cleanup()
 
 
+def stop_postgres(server: Any) -> None:
+    """Stop the server's postgres (``server.ensure_postgres_running()`` starts it again)."""
+    from pgserver import _commands
+
+    _commands.pg_ctl(["-w", "-m", "fast", "stop"],  # type: ignore[attr-defined]
+                     pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+
 def test_a_database_restart_gives_503_then_service_recovers(
         make_app_client: MakeAppClient, own_postgres: Any, tmp_corpus: Path,
         tmp_path: Path) -> None:
-    from pgserver._commands import pg_ctl
-
     url = own_postgres.get_uri()
     version = built(url, tmp_corpus)
     question = {"question": "Who is the contact for the agreement?", "k": 3}
     with make_app_client(settings_for(url, tmp_corpus, tmp_path)) as client:
         assert client.post("/api/ask", json=question).status_code == 200
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=own_postgres.pgdata,
-               user=own_postgres.system_user, timeout=30)
+        stop_postgres(own_postgres)
         down = client.post("/api/ask", json=question)
         assert down.status_code == 503, down.text
         assert "cannot be reached right now" in down.json()["detail"]
@@ -246,16 +251,13 @@ def test_fifty_clients_across_two_servers_during_three_rebuilds(
 
 def test_the_store_reports_a_lost_database_in_one_sentence(own_postgres: Any,
                                                            tmp_corpus: Path) -> None:
-    from pgserver._commands import pg_ctl
-
     from collab_qa.errors import DatabaseUnavailable
 
     url = own_postgres.get_uri()
     built(url, tmp_corpus)
     store = PostgresStore.load(Database.connect(url))
     assert store.lexical_search("agreement", 3)[0].size
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=own_postgres.pgdata,
-           user=own_postgres.system_user, timeout=30)
+    stop_postgres(own_postgres)
     with pytest.raises(DatabaseUnavailable, match="cannot be reached right now"):
         store.lexical_search("agreement", 3)
     own_postgres.ensure_postgres_running()
