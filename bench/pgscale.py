@@ -220,8 +220,9 @@ def render(result: dict[str, Any]) -> str:
                      "yes" if postgres["plan_uses_hnsw"] else "NO"])
     return table("Postgres beside the local folder: synthetic chunks, one query at a time "
                  "(ms, MB)",
-                 ["chunks", "store", "build s", "dense p50 / p95", "hybrid p50 / p95", "dense recall@10",
-                  "disk / database MB", "RSS MB (server + database)", "HNSW in plan"],
+                 ["chunks", "store", "build s", "dense p50 / p95", "hybrid p50 / p95",
+                  "dense recall@10", "disk / database MB", "RSS MB (server + database)",
+                  "HNSW in plan"],
                  rows) + (
         "\nSame data as the Scale part. Build: the local folder's dense and BM25 indexes; for "
         "Postgres the product's writer (COPY, HNSW built in one go, BM25 statistics, one "
