@@ -73,7 +73,8 @@ def load_questions(path: Path = QUESTIONS) -> tuple[list[Question], str]:
 def relevance(question: Question, ranked: Sequence[tuple[str, str]], k: int = 10
               ) -> tuple[float, float]:
     """(Hit@1, MRR@k) of a ranked list of (doc_id, text), by the eval rules (issue 5)."""
-    from collab_qa.evaluate import ExpectedAnswer, answer_coverage, hit_at_k, mrr_at_k
+    from collab_qa.evaluate import ExpectedAnswer, answer_coverage
+    from collab_qa.metrics import hit_at_k, mrr_at_k
 
     answers = [ExpectedAnswer(doc, contains) for doc, contains in question.answers]
     coverage = answer_coverage(list(ranked[:k]), answers)

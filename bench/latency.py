@@ -62,7 +62,7 @@ def instrumented(searcher: Any) -> tuple[Any, _Timings]:
                       encode=timings.wrap("encode_sentences", searcher.embedder.encode))
     probe = Searcher(index, embedder, dense_weight=searcher.dense_weight,
                      max_question_chars=searcher.max_question_chars, max_k=searcher.max_k)
-    probe.search = timings.wrap("search", probe.search)  # type: ignore[method-assign]
+    probe.retrieve = timings.wrap("search", probe.retrieve)  # type: ignore[method-assign]
     return probe, timings
 
 

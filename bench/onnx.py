@@ -135,6 +135,7 @@ def _speed(embedders: dict[str, Any], queries: list[str], passages: list[str],
 
 def _evaluate(name: str, embedder: Any, questions: list[Any],
               passages: list[str]) -> dict[str, Any]:
+    from collab_qa.answer import search_passages
     from collab_qa.search import open_searcher
 
     vectors = embedder.encode(passages)
@@ -146,7 +147,7 @@ def _evaluate(name: str, embedder: Any, questions: list[Any],
     mrr: list[float] = []
     for question in questions:
         if question.answers:
-            hits = searcher.search(question.question, k=10, history=question.history)
+            hits = search_passages(searcher, question.question, k=10, history=question.history)
             h, m = relevance(question, [(x.doc_id, x.text) for x in hits], 10)
             hit1.append(h)
             mrr.append(m)

@@ -82,6 +82,7 @@ def step_postgres(size: int, queries: int) -> dict[str, Any]:
     import pgserver
 
     from bench.common import rss_mb
+    from collab_qa.answer import search_passages
     from collab_qa.search import Searcher
     from collab_qa.store.postgres import Database, PostgresStore
     from collab_qa.store.postgres_build import PostgresBackend
@@ -114,7 +115,7 @@ def step_postgres(size: int, queries: int) -> dict[str, Any]:
         n = min(queries, len(query_vectors))
         searcher = Searcher(store, _FixedEmbedder(query_vectors, query_texts))
         for i in range(min(10, n)):  # warm the caches a serving database would have
-            searcher.search(query_texts[i], k=10, mode="hybrid")
+            search_passages(searcher, query_texts[i], k=10, mode="hybrid")
         timings: dict[str, list[float]] = {"dense_store": [], "dense": [], "hybrid": []}
         recalls: dict[str, list[float]] = {"dense_store": [], "dense": []}
         for i in range(n):
@@ -125,7 +126,7 @@ def step_postgres(size: int, queries: int) -> dict[str, Any]:
                                               & set(truth[i].tolist())) / 10)
             for mode in ("dense", "hybrid"):
                 t0 = time.perf_counter()
-                hits = searcher.search(query_texts[i], k=10, mode=mode)
+                hits = search_passages(searcher, query_texts[i], k=10, mode=mode)
                 timings[mode].append((time.perf_counter() - t0) * 1000)
                 if mode == "dense":
                     got = {int(h.chunk.doc_id[3:]) * PER_DOCUMENT + h.chunk.ordinal for h in hits}

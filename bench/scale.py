@@ -199,6 +199,7 @@ def step_query(size: int, kind: str, queries: int) -> dict[str, Any]:
     import faiss
 
     from bench.common import peak_rss_mb, rss_mb
+    from collab_qa.answer import search_passages
     from collab_qa.chunking import Chunk
     from collab_qa.search import Searcher
     from collab_qa.store import DocumentRecord
@@ -248,7 +249,7 @@ def step_query(size: int, kind: str, queries: int) -> dict[str, Any]:
         timings, recalls = [], []
         for i in range(n):
             t0 = time.perf_counter()
-            hits = searcher.search(query_texts[i], k=10, mode=mode)
+            hits = search_passages(searcher, query_texts[i], k=10, mode=mode)
             timings.append((time.perf_counter() - t0) * 1000)
             if mode == "dense":
                 got = {int(h.chunk.doc_id[3:]) * 100 + h.chunk.ordinal for h in hits}

@@ -14,8 +14,9 @@ import psycopg
 
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
+from collab_qa.index import build_into
 from collab_qa.store.postgres import Database
-from collab_qa.store.postgres_build import build_postgres_index
+from collab_qa.store.postgres_build import PostgresBackend
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
 
     psycopg.Cursor.execute = counted(psycopg.Cursor.execute)  # type: ignore[method-assign]
     psycopg.Cursor.copy = counted(psycopg.Cursor.copy)  # type: ignore[method-assign]
-    build_postgres_index(Database(url), corpus, FakeEmbedder(), ChunkerConfig(),
+    build_into(PostgresBackend(Database(url)), corpus, FakeEmbedder(), ChunkerConfig(),
                          lock_timeout=10)
     print(count[0])
 

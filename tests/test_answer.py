@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collab_qa.answer import answer_question
+from collab_qa.answer import answer_question, search_passages
 from collab_qa.chunking import Chunk
 from collab_qa.confidence import (
     asks_named_person,
@@ -197,7 +197,7 @@ def test_follow_up_detection() -> None:
 
 @pytest.mark.slow
 def test_a_follow_up_stays_with_the_previous_document(real_searcher: Searcher) -> None:
-    hits = real_searcher.search("which partners are involved?", k=3,
+    hits = search_passages(real_searcher, "which partners are involved?", k=3,
                                 history=["What is the Cutcancer twinning project?"])
     assert hits[0].doc_id == "cutcancer-twinning-project.txt"
     assert "Swansea University" in hits[0].text

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from typer.testing import CliRunner
 
-from collab_qa.answer import Answer, Conflict, Contact
+from collab_qa.answer import Answer, Conflict, Contact, search_passages
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import CURRENT_FILE, build_index
@@ -256,7 +256,7 @@ def test_old_position_links_redirect_to_the_chunk_id(client: TestClient) -> None
 
 def test_viewer_without_a_chunk_highlights_nothing(client: TestClient) -> None:
     page = client.get("/documents/collaboration-in-germany.txt")
-    assert page.status_code == 200 and "<h1>Collaboration in Germany</h1>" in page.text
+    assert page.status_code == 200 and '<h1 lang="en">Collaboration in Germany</h1>' in page.text
     assert "mark" not in page.text.split("<main", 1)[1]
 
 
@@ -264,7 +264,7 @@ def test_viewer_escapes_document_text(client: TestClient) -> None:
     page = client.get("/documents/hostile.md?chunk=0")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
-    assert "<h1>Hostile page</h1>" in page.text
+    assert '<h1 lang="en">Hostile page</h1>' in page.text
 
 
 def test_viewer_unknown_or_overlong_chunk_parameter(client: TestClient) -> None:
@@ -386,11 +386,11 @@ def test_answer_card_renders_contacts_conflicts_and_abstention(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fake_answer(searcher: Any, question: str, k: int, mode: str, history: Any) -> Answer:
-        hits = searcher.search("biobank coordinator", k=3, mode="lexical")
+        hits = search_passages(searcher, "biobank coordinator", k=3, mode="lexical")
         abstained = question.startswith("unanswerable")
         return Answer(
             question=question, query=question, abstained=abstained,
-            best_sentence=None if abstained else hits[0].text.split("\n")[0],
+            best_sentence=None if abstained else max(hits[0].text.split("\n"), key=len),
             best_span=None, hits=hits,
             contacts=[] if abstained else [
                 Contact("Biobank <coordinator>", "biobank@ki.se", "08-524 820 03", 0,
@@ -487,10 +487,11 @@ def test_reindex_from_another_machine_needs_the_token(
 ) -> None:
     with make_app_client(settings, client=REMOTE) as remote:
         assert remote.post("/api/reindex").status_code == 403
-        assert 'name="token"' in remote.get("/documents").text
+        assert "Rebuild index" not in remote.get("/documents").text  # it would be refused
     guarded = settings.model_copy(update={"admin_token": "s3cret-token"})
     with make_app_client(guarded, client=REMOTE) as remote:
         assert remote.post("/api/reindex").status_code == 403
+        assert 'name="token"' in remote.get("/documents").text
         wrong = remote.post("/api/reindex", headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 403 and "COLLAB_QA_ADMIN_TOKEN" in wrong.json()["detail"]
         right = remote.post("/api/reindex", headers={"authorization": "Bearer s3cret-token"})
@@ -569,7 +570,7 @@ def test_a_request_in_flight_keeps_its_index(settings: Settings,
         (settings.corpus_dir / name).write_text(f"# {name}\n\nText of {name}.\n", "utf-8")
         rebuild(settings, fake_embedder)
     assert live.current().version != in_flight.version
-    hits = in_flight.searcher.search("biobank coordinator", k=3)
+    hits = search_passages(in_flight.searcher, "biobank coordinator", k=3)
     assert hits and all(h.doc_id in in_flight.searcher.index.documents for h in hits)
 
 

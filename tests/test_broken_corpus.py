@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from collab_qa import documents
+from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.index import build_index, load_index
@@ -126,7 +127,7 @@ def test_every_broken_file_is_skipped_with_a_reason_and_nothing_else_is_lost(
     for question, doc_id in [("Förskningsavtal Malmö Växjö", "latin1.txt"),
                              ("Übereinkunft Größe Straße", "utf16-bom.txt"),
                              ("Zebrafish facility rules", "open-encrypted.pdf")]:
-        assert searcher.search(question, k=1, mode="lexical")[0].doc_id == doc_id
+        assert search_passages(searcher, question, k=1, mode="lexical")[0].doc_id == doc_id
 
 
 def test_a_file_that_becomes_unreadable_is_skipped(tmp_corpus: Path, tmp_path: Path) -> None:

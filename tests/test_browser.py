@@ -79,7 +79,7 @@ def test_contact_card_links_to_the_highlighted_passage(browser: Browser, server:
     card = page.locator(".turn").last
     contact = card.locator(".contact", has_text="biobank@ki.se").first
     expect(contact.locator('a[href="mailto:biobank@ki.se"]')).to_be_visible()
-    citation = contact.locator(".cite a")
+    citation = card.locator("blockquote + .cite a")  # the contact's passage, cited once
     cited_url = re.compile(r"^/documents/[^?#]+\?chunk=[^#&]+#chunk-\S+$")
     expect(citation).to_have_attribute("href", cited_url)
     expect(card.locator("mark")).to_have_count(1)
@@ -90,13 +90,15 @@ def test_contact_card_links_to_the_highlighted_passage(browser: Browser, server:
     assert page.locator(".turn").last.evaluate("turn => turn.outerHTML") == inserted
     shot(page, "chat-contact-card.png")
 
-    citation.click()
-    page.wait_for_url(re.compile(r"/documents/industry-collaboration-support\.txt\?chunk="))
-    cited = page.locator("mark.cited", has_text="biobank@ki.se")
+    with page.context.expect_page() as opened:  # citations open in a new tab
+        citation.click()
+    viewer = opened.value
+    viewer.wait_for_url(re.compile(r"/documents/industry-collaboration-support\.txt\?chunk="))
+    cited = viewer.locator("mark.cited", has_text="biobank@ki.se")
     expect(cited).to_be_visible()
     expect(cited).to_be_in_viewport()
-    expect(page.locator("h1")).to_have_text("Support for industry collaborations")
-    shot(page, "viewer-cited-passage.png", full_page=False)
+    expect(viewer.locator("h1")).to_have_text("Support for industry collaborations")
+    shot(viewer, "viewer-cited-passage.png", full_page=False)
 
 
 def test_follow_up_feedback_and_refresh(browser: Browser, server: str) -> None:
@@ -161,11 +163,13 @@ def test_readable_on_a_360_px_screen(browser: Browser, server: str) -> None:
     ask(page, BIOBANK)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     shot(page, "chat-360px.png")
-    page.locator('.turn .card a[href*="#chunk-"]').first.click()
-    page.wait_for_url(re.compile(r"/documents/"))
-    expect(page.locator("mark.cited").first).to_be_in_viewport()
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    shot(page, "viewer-360px.png", full_page=False)
+    with page.context.expect_page() as opened:
+        page.locator('.turn .card a[href*="#chunk-"]').first.click()
+    viewer = opened.value
+    viewer.wait_for_url(re.compile(r"/documents/"))
+    expect(viewer.locator("mark.cited").first).to_be_in_viewport()
+    assert viewer.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(viewer, "viewer-360px.png", full_page=False)
 
 
 def test_conflicting_sources_are_shown_as_the_api_reports_them(browser: Browser,

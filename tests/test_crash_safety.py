@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import Embedder, FakeEmbedder
 from collab_qa.index import CURRENT_FILE, LOCK_FILE, TMP_PREFIX, build_index, load_index
@@ -72,7 +73,7 @@ class State:
 
     @classmethod
     def of(cls, index: LocalStore, embedder: Embedder) -> State:
-        hits = Searcher(index, embedder).search("agreement contact biobank", k=3)
+        hits = search_passages(Searcher(index, embedder), "agreement contact biobank", k=3)
         return cls({d.id: d.sha256 for d in index.documents.values()},
                    [(c.doc_id, c.text) for c in index.chunks], np.asarray(index.vectors),
                    [h.chunk.id for h in hits])
@@ -332,7 +333,7 @@ def test_a_loaded_index_answers_after_its_folder_is_deleted(states: Fixture) -> 
     after = State.of(index, FakeEmbedder())
     assert after.same(before) and after.top_hits
     for mode in ("dense", "lexical", "hybrid"):
-        assert Searcher(index, FakeEmbedder()).search("Charité agreement", k=3, mode=mode)
+        assert search_passages(Searcher(index, FakeEmbedder()), "Charité agreement", k=3, mode=mode)
 
 
 @pytest.mark.parametrize("failing", ["faiss.write_index", "os.fsync", "os.rename", "os.replace"])

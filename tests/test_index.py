@@ -8,6 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
+from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.errors import BuildLockedError, IndexLoadError
@@ -65,7 +66,8 @@ def test_a_corpus_with_no_documents_builds_an_empty_index(tmp_path: Path,
     report = build_index(tmp_path / "corpus", tmp_path / "index", fake_embedder, ChunkerConfig())
     assert report.chunks == 0 and [s.path for s in report.skipped] == ["empty.txt"]
     index = load_index(tmp_path / "index")
-    assert not index.chunks and Searcher(index, fake_embedder).search("anything", k=3) == []
+    assert not index.chunks
+    assert search_passages(Searcher(index, fake_embedder), "anything", k=3) == []
 
 
 def test_incremental_rebuild_reembeds_only_changes(tmp_corpus: Path, tmp_path: Path,
@@ -90,9 +92,9 @@ def test_incremental_rebuild_reembeds_only_changes(tmp_corpus: Path, tmp_path: P
     assert "Cutcancer" not in texts and "cutcancer-twinning-project.txt" not in index.documents
     searcher = Searcher(index, fake_embedder)
     for mode in ("dense", "lexical", "hybrid"):
-        hits = searcher.search("Cutcancer twinning NIB Swansea", k=10, mode=mode)
+        hits = search_passages(searcher, "Cutcancer twinning NIB Swansea", k=10, mode=mode)
         assert all(h.doc_id != "cutcancer-twinning-project.txt" for h in hits)
-    assert searcher.search("zebrafish agreement", k=1, mode="lexical")[0].doc_id == \
+    assert search_passages(searcher, "zebrafish agreement", k=1, mode="lexical")[0].doc_id == \
         "collaboration-in-germany.txt"
 
 

@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.cli import app as cli
 from collab_qa.embedding import FakeEmbedder
+from collab_qa.index import build_into
 from collab_qa.settings import Settings
 from collab_qa.store.postgres import Database, PostgresStore
-from collab_qa.store.postgres_build import build_postgres_index
+from collab_qa.store.postgres_build import PostgresBackend
 from collab_qa.web.conversations import ConversationStore, new_turn
 from collab_qa.web.conversations_pg import (
     PostgresConversations,
@@ -42,8 +43,8 @@ def settings_for(url: str, corpus: Path, tmp_path: Path) -> Settings:
 
 
 def built(url: str, corpus: Path) -> str:
-    return build_postgres_index(Database.connect(url), corpus, FakeEmbedder(),
-                                ChunkerConfig()).version
+    return build_into(PostgresBackend(Database.connect(url)), corpus, FakeEmbedder(),
+                      ChunkerConfig()).version
 
 
 def wait_for(check: Any, seconds: float, step: float = 0.05) -> float:

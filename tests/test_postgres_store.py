@@ -23,11 +23,11 @@ from collab_qa.cli import app
 from collab_qa.embedding import FakeEmbedder, SentenceTransformerEmbedder
 from collab_qa.errors import BuildLockedError, DatabaseError, IndexLoadError
 from collab_qa.evaluate import EvalReport, load_questions, run_eval
-from collab_qa.index import BuildReport, build_index, load_index
+from collab_qa.index import BuildReport, build_index, build_into, load_index
 from collab_qa.search import Searcher
 from collab_qa.store import IndexStore
 from collab_qa.store.postgres import Database, PostgresStore
-from collab_qa.store.postgres_build import build_postgres_index
+from collab_qa.store.postgres_build import PostgresBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
@@ -39,7 +39,7 @@ def pg_build(url: str, corpus: Path, embedder: FakeEmbedder | None = None,
              **kwargs: object) -> PostgresStore:
     embedder = embedder or FakeEmbedder()
     database = Database.connect(url)
-    build_postgres_index(database, corpus, embedder, ChunkerConfig(), **kwargs)  # type: ignore[arg-type]
+    build_into(PostgresBackend(database), corpus, embedder, ChunkerConfig(), **kwargs)  # type: ignore[arg-type]
     return PostgresStore.load(database, expected_model_id=embedder.model_id)
 
 
@@ -90,8 +90,8 @@ def test_the_store_answers_as_the_local_folder_does(tmp_corpus: Path, tmp_path: 
 def test_incremental_build_embeds_only_what_changed(tmp_corpus: Path, tmp_path: Path,
                                                     database_url: str) -> None:
     database = Database.connect(database_url)
-    first = build_postgres_index(database, tmp_corpus, FakeEmbedder(), ChunkerConfig())
-    again = build_postgres_index(database, tmp_corpus, FakeEmbedder(), ChunkerConfig())
+    first = build_into(PostgresBackend(database), tmp_corpus, FakeEmbedder(), ChunkerConfig())
+    again = build_into(PostgresBackend(database), tmp_corpus, FakeEmbedder(), ChunkerConfig())
     assert again.up_to_date and again.version == first.version and again.embedded_chunks == 0
 
     germany = tmp_corpus / "collaboration-in-germany.txt"
@@ -100,7 +100,7 @@ def test_incremental_build_embeds_only_what_changed(tmp_corpus: Path, tmp_path: 
     (tmp_corpus / "cutcancer-twinning-project.txt").unlink()
     (tmp_corpus / "new.md").write_text("# New unit\n\nThe new unit writes zebrafish notes.\n",
                                        encoding="utf-8")
-    report = build_postgres_index(database, tmp_corpus, FakeEmbedder(), ChunkerConfig())
+    report = build_into(PostgresBackend(database), tmp_corpus, FakeEmbedder(), ChunkerConfig())
 
     assert report.changed == ["collaboration-in-germany.txt"] and report.added == ["new.md"]
     assert report.removed == ["cutcancer-twinning-project.txt"]
@@ -118,8 +118,8 @@ def test_incremental_build_embeds_only_what_changed(tmp_corpus: Path, tmp_path: 
 def test_model_change_rebuilds_everything_and_old_versions_go(tmp_corpus: Path,
                                                              database_url: str) -> None:
     database = Database.connect(database_url)
-    build_postgres_index(database, tmp_corpus, FakeEmbedder(), ChunkerConfig())
-    other = build_postgres_index(database, tmp_corpus, FakeEmbedder(32, "other"),
+    build_into(PostgresBackend(database), tmp_corpus, FakeEmbedder(), ChunkerConfig())
+    other = build_into(PostgresBackend(database), tmp_corpus, FakeEmbedder(32, "other"),
                                  ChunkerConfig())
     assert "model changed" in (other.full_rebuild_reason or "")
     assert other.embedded_chunks == other.chunks
@@ -129,7 +129,8 @@ def test_model_change_rebuilds_everything_and_old_versions_go(tmp_corpus: Path,
     assert store.dense_search(FakeEmbedder(32).encode_query("agreement"), 3)[0].size == 3
     for i in range(3):
         (tmp_corpus / "extra.txt").write_text(f"Extra document {i}.", encoding="utf-8")
-        build_postgres_index(database, tmp_corpus, FakeEmbedder(32, "other"), ChunkerConfig())
+        build_into(PostgresBackend(database), tmp_corpus, FakeEmbedder(32, "other"),
+                   ChunkerConfig())
     with psycopg.connect(database_url) as connection:
         versions = connection.execute("SELECT count(*) FROM collab_qa.versions").fetchone()
         documents = connection.execute("SELECT count(*) FROM collab_qa.documents").fetchone()
@@ -169,7 +170,7 @@ def test_a_killed_build_leaves_the_old_version_serving(tmp_corpus: Path,
     assert killed_before_commit >= 8, result.stderr
     after = PostgresStore.load(Database.connect(database_url))
     assert after.version != before.version and after.lexical_search("zebrafish", 5)[0].size
-    assert build_postgres_index(Database.connect(database_url), tmp_corpus, FakeEmbedder(),
+    assert build_into(PostgresBackend(Database.connect(database_url)), tmp_corpus, FakeEmbedder(),
                                 ChunkerConfig(), lock_timeout=2).up_to_date
 
 
@@ -193,7 +194,7 @@ def test_two_builders_one_waits(tmp_corpus: Path, database_url: str) -> None:
 
     def build(name: str, embedder: FakeEmbedder, timeout: float) -> None:
         try:
-            reports[name] = build_postgres_index(database, tmp_corpus, embedder,
+            reports[name] = build_into(PostgresBackend(database), tmp_corpus, embedder,
                                                  ChunkerConfig(), lock_timeout=timeout)
         except Exception as exc:
             reports[name] = exc
@@ -224,7 +225,7 @@ def test_a_new_version_reaches_another_server_within_two_seconds(
     assert other_server.refresh() is other_server
     (tmp_corpus / "new.md").write_text("# Zebrafish\n\nZebrafish facility contact.\n",
                                        encoding="utf-8")
-    report = build_postgres_index(Database.connect(database_url), tmp_corpus, FakeEmbedder(),
+    report = build_into(PostgresBackend(Database.connect(database_url)), tmp_corpus, FakeEmbedder(),
                                   ChunkerConfig())
     started = time.monotonic()
     while (seen := other_server.refresh()).version != report.version:
@@ -264,7 +265,7 @@ def real_postgres_store(postgres_server: Any, real_embedder: SentenceTransformer
     with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
         connection.execute("CREATE DATABASE real_corpus")
     database = Database.connect(postgres_server.get_uri("real_corpus"))
-    build_postgres_index(database, ROOT / "corpus", real_embedder, ChunkerConfig())
+    build_into(PostgresBackend(database), ROOT / "corpus", real_embedder, ChunkerConfig())
     return PostgresStore.load(database, expected_model_id=real_embedder.model_id)
 
 

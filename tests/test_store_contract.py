@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from collab_qa.analysis import text_tokens
+from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig, chunk_id
 from collab_qa.documents import Document
 from collab_qa.embedding import FakeEmbedder
@@ -174,7 +175,7 @@ def test_an_empty_version(backend: StoreBackend) -> None:
     assert not store.chunks and not store.documents
     assert store.dense_search(FakeEmbedder().encode_query("anything"), 5)[0].size == 0
     assert store.lexical_search("anything", 5)[0].size == 0
-    assert Searcher(store, FakeEmbedder()).search("anything", k=3) == []
+    assert search_passages(Searcher(store, FakeEmbedder()), "anything", k=3) == []
 
 
 def test_one_builder_at_a_time(backend: StoreBackend) -> None:
@@ -195,6 +196,6 @@ def test_both_stores_rank_alike(tmp_path: Path) -> None:
         assert np.allclose(local.lexical_scores(question, positions),
                            memory.lexical_scores(question, positions), atol=1e-4)
         for mode in ("dense", "lexical", "hybrid"):
-            ranked = [[hit.chunk.id for hit in Searcher(store, FakeEmbedder()).search(
+            ranked = [[hit.chunk.id for hit in search_passages(Searcher(store, FakeEmbedder()),
                 question, k=5, mode=mode)] for store in stores]
             assert ranked[0] == ranked[1], (question, mode)

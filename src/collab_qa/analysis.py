@@ -14,6 +14,10 @@ from typing import Any
 from collab_qa import lang
 
 _STEMMER_NAMES = {"en": "english", "sv": "swedish"}
+# Passages and questions are stemmed in their own language (Snowball sv/en); questions are
+# searched with the stems of both languages.
+STEM_BY_LANGUAGE = True
+QUERY_IN_BOTH_LANGUAGES = True
 _WORD = re.compile(r"\w+")
 
 
@@ -38,6 +42,12 @@ def detect_language(text: str, default: str = "en") -> str:
     if swedish == english:
         return default
     return "sv" if swedish > english else "en"
+
+
+@lru_cache(maxsize=65_536)
+def passage_language(text: str) -> str:
+    """``sv`` or ``en`` for a passage, or empty when its words do not show (cached)."""
+    return detect_language(text, default="")
 
 
 @lru_cache(maxsize=1)
@@ -71,26 +81,58 @@ def _common_numbers(text: str) -> str:
     return _NUMBER_WORD.sub(lambda match: _NUMBER_WORDS[match.group()], text)
 
 
-def lexical_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, accent-folded, stop-word-free, English-stemmed word tokens for BM25.
-
-    Folding is applied to documents and questions alike, so a document that writes "Cafe"
-    is found for "Café"; the stop words are folded the same way. Small numbers are written
-    as English words, so "fyra" and "4" match "four"."""
+def _tokenize(texts: Sequence[str], language: str) -> list[list[str]]:
     import bm25s
 
     tokenized = bm25s.tokenize(
         [_common_numbers(fold_accents(text)) for text in texts],
         stopwords=list(_stopwords()),
-        stemmer=_stemmer(),
+        stemmer=_stemmer(language),
         return_ids=False,
         show_progress=False,
     )
     return [list(tokens) for tokens in tokenized]
 
 
+def lexical_tokens(texts: Sequence[str],
+                   languages: Sequence[str] | None = None) -> list[list[str]]:
+    """Lower-cased, accent-folded, stop-word-free word tokens for BM25, each text stemmed
+    in its own language (detected when ``languages`` is not given).
+
+    Folding is applied to documents and questions alike, so a document that writes "Cafe"
+    is found for "Café"; the stop words are folded the same way. Small numbers are written
+    as English words, so "fyra" and "4" match "four"."""
+    if STEM_BY_LANGUAGE:
+        languages = languages or [detect_language(text) for text in texts]
+    else:
+        languages = ["en"] * len(texts)
+    tokens: list[list[str]] = [[] for _ in texts]
+    for language in dict.fromkeys(languages):
+        where = [i for i, found in enumerate(languages) if found == language]
+        for i, found_tokens in zip(where, _tokenize([texts[i] for i in where], language),
+                                   strict=True):
+            tokens[i] = found_tokens
+    return tokens
+
+
+def query_tokens(text: str) -> list[str]:
+    """The tokens a question is searched with: its words stemmed in its own language and,
+    where the other language stems them differently, that way too (names and loan words
+    are shared across languages; a word that only the other language's passages hold
+    finds nothing, so it costs nothing)."""
+    own = lexical_tokens([text])[0]
+    if not (STEM_BY_LANGUAGE and QUERY_IN_BOTH_LANGUAGES):
+        return own
+    others = [lexical_tokens([text], [language])[0] for language in _STEMMER_NAMES]
+    return list(dict.fromkeys([*own, *(token for tokens in others for token in tokens)]))
+
+
 # Question words carry no topic; bm25s' stop-word lists keep some of them.
-QUESTION_WORDS = frozenset((*lang.words("question_words"), *lang.words("question_stems")))
+QUESTION_WORDS = frozenset((
+    *lang.words("question_words"), *lang.words("question_stems"),
+    *(token for language in _STEMMER_NAMES
+      for token in _stemmer(language).stemWords(
+          [fold_accents(word) for word in lang.words("question_words")]))))
 
 
 def content_tokens(texts: Sequence[str]) -> list[list[str]]:
@@ -160,7 +202,8 @@ class TermStats:
 
     def weights(self, tokens: Iterable[str]) -> dict[str, float]:
         """The IDF of each distinct token (unknown words weigh the most)."""
-        return {t: self.idf.get(t, self.unknown_idf) for t in set(tokens)}
+        # In the order given, so sums over them do not depend on the hash seed.
+        return {t: self.idf.get(t, self.unknown_idf) for t in dict.fromkeys(tokens)}
 
     def known(self, token: str, min_typo_length: int = 4) -> bool:
         """Whether the index holds the word or one a typo away ("agreemnt", "cordin").

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from collab_qa.confidence import ABSTAIN_THRESHOLD, confidence_signal
+from collab_qa.confidence import confidence_signal
 from collab_qa.conflicts import Conflict, find_conflicts
 from collab_qa.contacts import Contact, find_contacts
 from collab_qa.hits import Hit
 from collab_qa.lead import best_sentence
+from collab_qa.query import resolve_query
+from collab_qa.rerank import Ranking, rank
 from collab_qa.search import Searcher
 
 
@@ -53,9 +55,32 @@ class Answer:
     asks_contact: bool = False
 
 
+def rank_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
+                  history: Sequence[str] = ()) -> Ranking:
+    """Resolve, retrieve and rank the passages for a question.
+
+    A follow-up about the previous answer's subject ("and when was it renewed?") favours
+    the document the previous question is answered from.
+
+    Raises:
+        QuestionError: for an empty or too long question, a bad k or an unknown mode.
+    """
+    query = resolve_query(searcher.validate(question, k, mode), history)
+    if query.topic_follow_up and query.previous is not None:
+        previous = rank_question(searcher, query.previous, k=1, mode=mode).hits
+        query = replace(query, topic_document=previous[0].doc_id if previous else None)
+    return rank(searcher.index, searcher.retrieve(query, k, mode), k)
+
+
+def search_passages(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
+                    history: Sequence[str] = ()) -> list[Hit]:
+    """The ranked passages for a question, without building the answer."""
+    return rank_question(searcher, question, k, mode, history).hits
+
+
 def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
                     history: Sequence[str] = (),
-                    abstain_below: float = ABSTAIN_THRESHOLD) -> Answer:
+                    abstain_below: float | None = None) -> Answer:
     """Search and build the answer.
 
     Args:
@@ -64,13 +89,14 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
         k: Passages to return (cited, or "possibly related" when abstaining).
         mode: ``hybrid``, ``dense`` or ``lexical``.
         history: Earlier questions of the conversation, oldest first.
-        abstain_below: Confidence under which the answer abstains.
+        abstain_below: Confidence under which the answer abstains (default: the model's
+            calibrated threshold).
 
     Raises:
         QuestionError: for an invalid question, k or mode.
     """
     started = time.perf_counter()
-    ranking = searcher.rank(question, k=k, mode=mode, history=history)
+    ranking = rank_question(searcher, question, k=k, mode=mode, history=history)
     query = ranking.query
     if not ranking.hits:
         return Answer(question=question, query=query.text, abstained=True, best_sentence=None,
@@ -78,7 +104,7 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     stats = searcher.index.term_stats
     contacts = find_contacts(ranking)
     confidence, signals = confidence_signal(ranking, stats, contacts.role_named)
-    abstained = confidence < abstain_below
+    abstained = confidence < (searcher.abstain_below if abstain_below is None else abstain_below)
     hits = ranking.ordered
     sentence, span = (None, None) if abstained else best_sentence(query, hits[0], stats)
     # Dates are compared when the question is about one ("when…", "signed…"), so an answer

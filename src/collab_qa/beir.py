@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig
 from collab_qa.documents import Document
 from collab_qa.embedding import Embedder
@@ -165,7 +166,7 @@ def rank_documents(searcher: Searcher, query: str, mode: str, depth: int = 100) 
     ranked: list[str] = []
     seen: set[str] = set()
     k = min(searcher.max_k, len(searcher.index.chunks), depth * 3)
-    for hit in searcher.search(query, k=k, mode=mode):
+    for hit in search_passages(searcher, query, k=k, mode=mode):
         if hit.doc_id not in seen:
             seen.add(hit.doc_id)
             ranked.append(hit.doc_id)
@@ -204,7 +205,7 @@ class BeirModeResult:
 def run_beir(searcher: Searcher, dataset: BeirDataset, modes: Sequence[str],
              progress: Callable[[str, int, int], None] | None = None) -> list[BeirModeResult]:
     """Rank documents for every test query in every mode and score them."""
-    from collab_qa.evaluate import mrr_from_ranking, ndcg_from_ranking, recall_from_ranking
+    from collab_qa.metrics import mrr_from_ranking, ndcg_from_ranking, recall_from_ranking
 
     results = []
     for mode in modes:

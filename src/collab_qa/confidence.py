@@ -1,7 +1,7 @@
 """How strongly the index answers a question, and so whether the answer abstains.
 
 The signal is computed the same way whatever the search mode, so one threshold serves all;
-the threshold is calibrated on the dev split of eval/questions.jsonl (eval/README.md).
+the threshold is calibrated per model on the dev split (``calibration``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ from collab_qa.hits import Hit
 from collab_qa.lead import coverage, passage_tokens
 from collab_qa.query import ASKS_AMOUNT, ASKS_DEADLINE, ASKS_EMAIL, ASKS_NAMED_PERSON, ASKS_PHONE
 from collab_qa.rerank import Ranking
-
-# Calibrated on the dev split with evaluate.calibrate_threshold (eval/README.md): the
-# highest threshold that abstains on at most 3 % of the answerable dev questions, minus a
-# margin of 0.1.
-ABSTAIN_THRESHOLD = 0.05
 
 _ALTERNATIVE = re.compile(rf"\s(?:{lang.alternation('alternative')})\s", re.IGNORECASE)
 _ENTITY = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][\w-]+|\b[A-ZÅÄÖ]{2,}\b")
@@ -69,7 +64,8 @@ def rests_on_unknown_name(query: str, stats: TermStats) -> bool:
         part = bisect.bisect(cuts, match.start())
         alternatives.setdefault(part, []).extend(text_tokens(match.group()))
     named = [tokens for tokens in alternatives.values() if tokens]
-    return bool(named) and all(any(not stats.known(t, min_typo_length=6) for t in tokens)
+    # A name joined to a common word ("X-project", "X-konferensen") is known by its name.
+    return bool(named) and all(not any(stats.known(t, min_typo_length=6) for t in tokens)
                                for tokens in named)
 
 

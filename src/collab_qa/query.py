@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collab_qa import lang
+from collab_qa.analysis import detect_language
 from collab_qa.facts import EVENT
 
 
@@ -94,6 +95,9 @@ class Query:
             else ``text``.
         kinds: What ``asked`` asks for (date, number, phone, email).
         asks_contact: The question asks for a contact (person, unit, email, phone).
+        topic_document: For a follow-up about the previous answer's subject, the document
+            that answered the previous question.
+        language: ``sv`` or ``en`` when the question shows it, else empty.
     """
 
     question: str
@@ -105,6 +109,8 @@ class Query:
     asked: str
     kinds: frozenset[str]
     asks_contact: bool
+    topic_document: str | None = None
+    language: str = ""
 
     @property
     def topic_follow_up(self) -> bool:
@@ -140,4 +146,5 @@ def resolve_query(question: str, history: Sequence[str] = ()) -> Query:
         asked=asked, kinds=asked_types(asked),
         asks_contact=asks_for_contact(question) or (
             len(question.split()) <= 8 and asks_for_contact(text)),
+        language=detect_language(text, default=""),
     )

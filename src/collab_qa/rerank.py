@@ -143,21 +143,18 @@ def by_answer_type(kinds: frozenset[str], hits: list[Hit]) -> list[Hit]:
     return [head[i] for i in order] + list(hits[ANSWER_TYPE_WINDOW:])
 
 
-def rank(store: IndexStore, retrieval: Retrieval, k: int,
-         topic_document: str | None = None) -> Ranking:
+def rank(store: IndexStore, retrieval: Retrieval, k: int) -> Ranking:
     """Boost, cut to ``k`` and order the retrieved passages for the answer.
 
     Args:
         store: The index the passages come from.
         retrieval: The candidates search found.
         k: Passages to keep.
-        topic_document: The document that answered the previous question, for a
-            follow-up about it.
     """
     query = retrieval.query
     hits = boost_names(store, query, retrieval.candidates)
     hits = boost_new_subject(store, query, hits)
-    hits = distinct_top(boost_topic(topic_document, hits), k)
+    hits = distinct_top(boost_topic(query.topic_document, hits), k)
     ordered = by_answer_type(query.kinds, with_next_passage(store, retrieval, query.kinds, hits))
     completed = with_next_passage(store, retrieval, asked_types(query.question), hits)
     return Ranking(retrieval, hits, ordered, completed)

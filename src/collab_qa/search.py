@@ -3,26 +3,29 @@ read through the store.
 
 Hybrid fuses min-max normalised dense and BM25 scores over the union of both candidate
 lists, each candidate scored exactly by both retrievers (FINDINGS on SciFact: normalised
-score fusion beats RRF). ``Searcher.rank`` runs the whole retrieval: the question is
-resolved into a ``Query`` once, retrieved here, then boosted and cut by ``rerank``.
+score fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts
+and cuts what is retrieved here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
+from collab_qa.analysis import passage_language
+from collab_qa.calibration import calibration_for
+from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder
 from collab_qa.errors import QuestionError
 from collab_qa.hits import Hit, Retrieval
 from collab_qa.index import load_index
-from collab_qa.query import Query, resolve_query
-from collab_qa.rerank import Ranking, rank
+from collab_qa.query import Query
 from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+# In hybrid fusion, passages in the other language than the question's count their dense
+# score twice instead of their BM25 score.
+CROSS_LANGUAGE_DENSE_ONLY = True
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -39,11 +42,15 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 class Searcher:
     """Searches one loaded index with one embedder; both are loaded once by the caller."""
 
-    def __init__(self, index: IndexStore, embedder: Embedder, *, dense_weight: float = 0.5,
+    def __init__(self, index: IndexStore, embedder: Embedder, *,
+                 dense_weight: float | None = None, abstain_below: float | None = None,
                  max_question_chars: int = 1000, max_k: int = 50) -> None:
+        calibration = calibration_for(embedder.model_id)
         self.index = index
         self.embedder = embedder
-        self.dense_weight = dense_weight
+        self.dense_weight = calibration.dense_weight if dense_weight is None else dense_weight
+        self.abstain_below = (calibration.abstain_below if abstain_below is None
+                              else abstain_below)
         self.max_question_chars = max_question_chars
         self.max_k = max_k
 
@@ -63,32 +70,6 @@ class Searcher:
         if not 1 <= k <= self.max_k:
             raise QuestionError(f"k must be between 1 and {self.max_k}, not {k}.")
         return question.strip()
-
-    def rank(self, question: str, k: int = 5, mode: str = "hybrid",
-             history: Sequence[str] = ()) -> Ranking:
-        """Resolve, retrieve and rank the passages for a question.
-
-        Args:
-            question: The user's question (at most ``max_question_chars`` characters).
-            k: Number of passages to return.
-            mode: ``hybrid``, ``dense`` or ``lexical``.
-            history: Earlier questions of the conversation, oldest first.
-
-        Raises:
-            QuestionError: for an empty or too long question, a bad k or an unknown mode.
-        """
-        query = resolve_query(self.validate(question, k, mode), history)
-        topic = None
-        if query.topic_follow_up and query.previous is not None:
-            # The document that answered the previous question, for a follow-up about "it".
-            previous = self.rank(query.previous, k=1, mode=mode).hits
-            topic = previous[0].doc_id if previous else None
-        return rank(self.index, self.retrieve(query, k, mode), k, topic_document=topic)
-
-    def search(self, question: str, k: int = 5, mode: str = "hybrid",
-               history: Sequence[str] = ()) -> list[Hit]:
-        """The ranked passages of :meth:`rank`."""
-        return self.rank(question, k, mode, history).hits
 
     def retrieve(self, query: Query, k: int, mode: str) -> Retrieval:
         """The candidate passages of a query with their dense, lexical and fused scores."""
@@ -114,14 +95,27 @@ class Searcher:
         elif mode == "lexical":
             scores = lexical
         else:
-            scores = (self.dense_weight * _min_max(dense)
-                      + (1 - self.dense_weight) * _min_max(lexical)).astype(np.float32)
+            scores = self._fuse(query, [store.chunks[i] for i in ids.tolist()], dense, lexical)
         hits = [Hit(chunk, store.title_of(chunk.doc_id), float(score), float(d), float(x),
                     retrieval_score=float(score))
                 for chunk, score, d, x in zip(map(store.chunks.__getitem__, ids.tolist()),
                                               scores, dense, lexical, strict=True)]
         return Retrieval(query, mode, hits, vector, best_dense, _bounds(dense),
                          _bounds(lexical), self.dense_weight)
+
+
+    def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
+              lexical: np.ndarray) -> np.ndarray:
+        """Hybrid scores: min-max normalised dense and BM25 scores, weighted. BM25 cannot
+        match across languages, so a passage in the other language than the question's
+        is scored by its dense score alone and is not buried for lacking shared words."""
+        dense_part, lexical_part = _min_max(dense), _min_max(lexical)
+        if CROSS_LANGUAGE_DENSE_ONLY and query.language:
+            other = np.array([passage_language(chunk.text) not in ("", query.language)
+                              for chunk in chunks], dtype=bool)
+            lexical_part = np.where(other, dense_part, lexical_part)
+        return (self.dense_weight * dense_part
+                + (1 - self.dense_weight) * lexical_part).astype(np.float32)
 
 
 def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:

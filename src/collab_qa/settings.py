@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     model: str = Field(
         "",
         description=(
-            "Path to a local sentence-transformers model directory; empty means the bundled "
-            "all-MiniLM-L6-v2."
+            "The embedding model: `minilm` (the bundled all-MiniLM-L6-v2, English), `e5` (the "
+            "bundled multilingual-e5-small, 4-bit, Swedish and English, no torch) or the path "
+            "of a local sentence-transformers model directory; empty means `e5`."
         ),
     )
     chunk_tokens: int = Field(
@@ -55,8 +56,10 @@ class Settings(BaseSettings):
     default_k: int = Field(5, ge=1, le=50, description="Passages returned when k is not given.")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a request may ask for.")
     default_mode: SearchMode = Field("hybrid", description="Search mode when none is given.")
-    dense_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="Weight of the dense score in hybrid fusion (rest: BM25)."
+    dense_weight: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Weight of the dense score in hybrid fusion (rest: BM25); empty: the "
+                    "model's calibrated weight (0.85 for e5, 0.5 for MiniLM).",
     )
     max_question_chars: int = Field(
         1000, ge=10, description="Longer questions are refused with a clear message."
@@ -81,4 +84,8 @@ class Settings(BaseSettings):
     )
     max_connections: int = Field(
         100, ge=1, description="Concurrent connections `collab-qa serve` accepts; more get 503.",
+    )
+    example_questions: list[str] = Field(
+        default_factory=list, description="Questions the chat's first screen offers to ask "
+        "(a JSON list); empty means one about each of the three largest documents, by title.",
     )

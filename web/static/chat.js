@@ -1,7 +1,8 @@
 // collab-qa chat: posts the question form in the background and inserts the answer card the
 // server renders (templates/_answer.html), so the page does not reload. The page works
 // without this script: the same form posts to the same address and the page is redrawn.
-// The conversation is kept on the server in both cases.
+// The conversation is kept on the server in both cases. The messages it shows come from the
+// form's data-* attributes, in the page's language.
 (function () {
   "use strict";
   var form = document.getElementById("ask-form");
@@ -11,6 +12,7 @@
   var button = document.getElementById("ask-button");
   if (!form || !conversation || !input || !window.fetch) { return; }
   var CHAT_HEADER = { "X-Collab-QA-Chat": "1" };
+  var text = form.dataset;
 
   function feedbackNote(text) {
     var node = document.createElement("small");
@@ -30,7 +32,7 @@
     if (!input.value.trim()) { return; }  // let the browser's own "required" message show
     event.preventDefault();
     button.disabled = true;
-    status.textContent = "Searching the documents…";
+    status.textContent = text.searching;
     fetch(form.action, {
       method: "POST",
       headers: CHAT_HEADER,
@@ -39,11 +41,11 @@
     }).then(function (response) {
       if (response.ok) { return response.text(); }
       return response.json().catch(function () { return {}; }).then(function (data) {
-        throw new Error(data.detail || "The question could not be answered.");
+        throw new Error(data.detail || text.failed);
       });
     }).then(function (html) {
       var turn = renderedTurn(html);
-      if (!turn) { throw new Error("The answer could not be shown; reload the page."); }
+      if (!turn) { throw new Error(text.unshown); }
       var intro = document.getElementById("intro");
       if (intro) { intro.remove(); }
       var clear = document.getElementById("clear-form");
@@ -54,7 +56,7 @@
       input.removeAttribute("aria-invalid");
       turn.scrollIntoView({ block: "nearest" });
     }).catch(function (error) {
-      status.textContent = error.message || "The server could not be reached.";
+      status.textContent = error.message || text.unreachable;
       input.setAttribute("aria-invalid", "true");
     }).then(function () {
       button.disabled = false;
@@ -62,9 +64,16 @@
     });
   });
 
-  // 👍/👎 without leaving the page.
+  // 👍/👎 without leaving the page; an example question of the first screen is asked as if
+  // typed.
   conversation.addEventListener("submit", function (event) {
     var target = event.target;
+    if (target.classList && target.classList.contains("example")) {
+      event.preventDefault();
+      input.value = target.elements.question.value;
+      form.requestSubmit();
+      return;
+    }
     if (!target.classList || !target.classList.contains("feedback")) { return; }
     event.preventDefault();
     var data = new URLSearchParams(new FormData(target, event.submitter));
@@ -72,7 +81,7 @@
       method: "POST", body: data, credentials: "same-origin",
       headers: CHAT_HEADER
     }).then(function (response) {
-      target.replaceChildren(feedbackNote(response.ok ? "Thanks for the feedback." : "Feedback could not be saved."));
+      target.replaceChildren(feedbackNote(response.ok ? text.thanks : text.unsaved));
     });
   });
 })();

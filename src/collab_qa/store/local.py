@@ -25,16 +25,17 @@ from typing import Any, NoReturn
 import faiss
 import numpy as np
 
-from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import IndexLoadError
 from collab_qa.store import DocumentRecord
-from collab_qa.store.shared import ChunkTable, passage_stats
+from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # 2: the lexical index folds accents ("Café" and "Cafe" are one word).
 # 3: numbers are one word in either language ("fyra", "four" and "4").
 # 4: chunk ids come from the document id and the passage text, not the passage's ordinal.
-FORMAT_VERSION = 4
+# 5: passages are stemmed in their own language (Swedish or English).
+FORMAT_VERSION = 5
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -90,7 +91,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros when no query word is indexed)."""
         retriever = self._retriever
-        ids = [] if retriever is None else retriever.get_tokens_ids(lexical_tokens([query])[0])
+        ids = [] if retriever is None else retriever.get_tokens_ids(query_tokens(query))
         if retriever is None or not ids:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)
@@ -146,7 +147,7 @@ def make_vector_index(vectors: np.ndarray, approximate_threshold: int) -> faiss.
 
 
 @dataclass
-class LocalStore:
+class LocalStore(TableLookups):
     """A loaded, validated version of the index folder (implements ``IndexStore``).
 
     ``stats`` are the word statistics; ``load_index`` computes them while loading. A store
@@ -164,33 +165,13 @@ class LocalStore:
     _table: ChunkTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._table = ChunkTable(self.chunks)
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
-
-    @property
-    def model_id(self) -> str:
-        return str(self.manifest["model"]["id"])
+        self._table = ChunkTable(self.chunks, self.documents, self.manifest)
 
     @property
     def term_stats(self) -> TermStats:
         if self.stats is None:
             self.stats = passage_stats(self.chunks, self.documents)
         return self.stats
-
-    def title_of(self, doc_id: str) -> str:
-        return self.documents[doc_id].title
-
-    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
-        return self._table.by_id(chunk_id)
-
-    def position_of(self, chunk_id: str) -> int | None:
-        return self._table.position_of(chunk_id)
-
-    def next_chunk(self, chunk: Chunk) -> Chunk | None:
-        return self._table.next_chunk(chunk)
 
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = self.dense.search(vector[None, :], k)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk, embedding_text
 from collab_qa.errors import BuildLockedError, IndexLoadError
 from collab_qa.store import DocumentRecord, IndexStore
-from collab_qa.store.shared import ChunkTable, DraftWriter, passage_stats
+from collab_qa.store.shared import ChunkTable, DraftWriter, TableLookups, passage_stats
 
 
 class MemoryBM25:
@@ -40,7 +40,7 @@ class MemoryBM25:
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every passage (0 where no query word occurs)."""
         total = np.zeros(len(self._counts), dtype=np.float64)
-        for word in lexical_tokens([query])[0]:
+        for word in query_tokens(query):
             idf = self._idf.get(word)
             if idf is None:
                 continue
@@ -50,7 +50,7 @@ class MemoryBM25:
 
 
 @dataclass
-class MemoryStore:
+class MemoryStore(TableLookups):
     """One version held in memory (implements ``IndexStore``)."""
 
     manifest: dict[str, Any]
@@ -62,30 +62,10 @@ class MemoryStore:
     _lexical: MemoryBM25 = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._table = ChunkTable(self.chunks)
+        self._table = ChunkTable(self.chunks, self.documents, self.manifest)
         self._lexical = MemoryBM25(
             [embedding_text(self.title_of(chunk.doc_id), chunk) for chunk in self.chunks])
         self.term_stats = passage_stats(self.chunks, self.documents)
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
-
-    @property
-    def model_id(self) -> str:
-        return str(self.manifest["model"]["id"])
-
-    def title_of(self, doc_id: str) -> str:
-        return self.documents[doc_id].title
-
-    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
-        return self._table.by_id(chunk_id)
-
-    def position_of(self, chunk_id: str) -> int | None:
-        return self._table.position_of(chunk_id)
-
-    def next_chunk(self, chunk: Chunk) -> Chunk | None:
-        return self._table.next_chunk(chunk)
 
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = np.asarray(self.vectors @ vector, dtype=np.float32)

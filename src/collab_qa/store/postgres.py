@@ -25,12 +25,12 @@ import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
-from collab_qa.analysis import TermStats, lexical_tokens
+from collab_qa.analysis import TermStats, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.local import FORMAT_VERSION
-from collab_qa.store.shared import ChunkTable, passage_stats
+from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # bm25s' defaults, which the local folder's BM25 uses.
 BM25_K1 = 1.5
@@ -239,7 +239,7 @@ WHERE vc.version_id = %(version)s AND vc.position = ANY(%(positions)s)
 """
 
 
-class PostgresStore:
+class PostgresStore(TableLookups):
     """One loaded, consistent index version in Postgres (implements ``IndexStore``)."""
 
     def __init__(self, database: Database, version_id: int, manifest: dict[str, Any],
@@ -254,7 +254,7 @@ class PostgresStore:
         self.dimension = int(manifest["model"]["dimension"])
         # The rows of documents each document's text and passages are kept in.
         self.content_ids: dict[str, str] = {}
-        self._table = ChunkTable(chunks)
+        self._table = ChunkTable(chunks, documents, manifest)
 
     # ------------------------------------------------------------------ loading
 
@@ -337,14 +337,6 @@ class PostgresStore:
     # ------------------------------------------------------------------ IndexStore
 
     @property
-    def version(self) -> str:
-        return str(self._manifest["version"])
-
-    @property
-    def model_id(self) -> str:
-        return str(self._manifest["model"]["id"])
-
-    @property
     def manifest(self) -> Mapping[str, Any]:
         return self._manifest
 
@@ -359,18 +351,6 @@ class PostgresStore:
     @cached_property
     def term_stats(self) -> TermStats:
         return passage_stats(self._chunks, self._documents)
-
-    def title_of(self, doc_id: str) -> str:
-        return self._documents[doc_id].title
-
-    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
-        return self._table.by_id(chunk_id)
-
-    def position_of(self, chunk_id: str) -> int | None:
-        return self._table.position_of(chunk_id)
-
-    def next_chunk(self, chunk: Chunk) -> Chunk | None:
-        return self._table.next_chunk(chunk)
 
     def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0 or not self._chunks:
@@ -392,7 +372,7 @@ class PostgresStore:
 
     def _lexical(self, query: str, positions: np.ndarray | None,
                  k: int | None) -> list[tuple[int, float]]:
-        counts = Counter(lexical_tokens([query])[0])
+        counts = Counter(query_tokens(query))
         if not counts or not self._chunks:
             return []
         terms = list(counts)

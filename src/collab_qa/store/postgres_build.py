@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +27,9 @@ from psycopg.types.json import Json
 
 from collab_qa.analysis import lexical_tokens
 from collab_qa.chunking import Chunk, ChunkerConfig, embedding_text
-from collab_qa.documents import load_corpus
 from collab_qa.embedding import Embedder
-from collab_qa.errors import BuildLockedError, IndexLoadError, UserError
-from collab_qa.index import BuildReport, update_index
+from collab_qa.errors import BuildLockedError, IndexLoadError
+from collab_qa.index import BuildReport, build_into
 from collab_qa.settings import Settings
 from collab_qa.store import DocumentRecord, IndexStore
 from collab_qa.store.local import FORMAT_VERSION
@@ -140,52 +138,19 @@ class PostgresWriter:
         return version
 
 
-def build_postgres_index(
-    database: Database,
-    corpus_dir: Path,
-    embedder: Embedder,
-    chunker: ChunkerConfig,
-    *,
-    full: bool = False,
-    max_file_bytes: int = 20_000_000,
-    lock_timeout: float = 30.0,
-    progress: bool = False,
-) -> BuildReport:
-    """Bring the index in the database in line with the corpus, embedding only what changed.
-
-    Args:
-        database: The database.
-        corpus_dir: Folder with the documents.
-        embedder: The embedding model.
-        chunker: Chunk size and overlap.
-        full: Re-embed every document even when unchanged.
-        max_file_bytes: Larger files are skipped.
-        lock_timeout: Seconds to wait for another build to finish.
-        progress: Show the embedding progress bar.
-
-    Raises:
-        UserError: when the corpus folder is missing.
-        BuildLockedError: when another build keeps the lock longer than ``lock_timeout``.
-        DatabaseError: when the database cannot be reached.
-    """
-    if not corpus_dir.is_dir():
-        raise UserError(f"The corpus folder {corpus_dir} does not exist.")
-    backend = PostgresBackend(database)
-    with backend.building(lock_timeout):
-        started = time.perf_counter()
-        documents, skipped = load_corpus(corpus_dir, max_file_bytes)
-        report = update_index(backend, documents, embedder, chunker, skipped=skipped,
-                              full=full, progress=progress)
-        report.seconds = time.perf_counter() - started
-        return report
-
-
 def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *,
                                        full: bool = False, progress: bool = False,
                                        ) -> BuildReport:
-    """``build_postgres_index`` with the database, folders and knobs from the settings."""
-    return build_postgres_index(
-        Database.connect(settings.database_url), settings.corpus_dir, embedder,
+    """Bring the index in the database in line with the corpus, embedding only what changed,
+    with the database, folders and knobs from the settings.
+
+    Raises:
+        UserError: when the corpus folder is missing.
+        BuildLockedError: when another build keeps the lock longer than the settings allow.
+        DatabaseError: when the database cannot be reached.
+    """
+    return build_into(
+        PostgresBackend(Database.connect(settings.database_url)), settings.corpus_dir, embedder,
         ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
         full=full, max_file_bytes=settings.max_file_bytes,
         lock_timeout=settings.build_lock_timeout, progress=progress,

@@ -27,7 +27,10 @@ class ChunkTable:
     passage, so citations made then keep working.
     """
 
-    def __init__(self, chunks: Sequence[Chunk]) -> None:
+    def __init__(self, chunks: Sequence[Chunk], documents: Mapping[str, DocumentRecord],
+                 manifest: Mapping[str, Any]) -> None:
+        self.documents = documents
+        self.manifest = manifest
         self._by_id = {chunk.id: chunk for chunk in chunks}
         self._positions = {chunk.id: position for position, chunk in enumerate(chunks)}
         self._by_place = {(chunk.doc_id, chunk.ordinal): chunk for chunk in chunks}
@@ -48,6 +51,32 @@ class ChunkTable:
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
         """The passage after ``chunk`` in its document, or None."""
         return self._by_place.get((chunk.doc_id, chunk.ordinal + 1))
+
+
+class TableLookups:
+    """The lookups every store answers alike from its ``ChunkTable``."""
+
+    _table: ChunkTable
+
+    @property
+    def version(self) -> str:
+        return str(self._table.manifest["version"])
+
+    @property
+    def model_id(self) -> str:
+        return str(self._table.manifest["model"]["id"])
+
+    def title_of(self, doc_id: str) -> str:
+        return self._table.documents[doc_id].title
+
+    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
+        return self._table.by_id(chunk_id)
+
+    def position_of(self, chunk_id: str) -> int | None:
+        return self._table.position_of(chunk_id)
+
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        return self._table.next_chunk(chunk)
 
 
 class VersionWithVectors(Protocol):

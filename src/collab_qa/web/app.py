@@ -15,7 +15,7 @@ from pathlib import Path
 import swagger_ui
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
@@ -26,9 +26,19 @@ from collab_qa.settings import Settings
 from collab_qa.web import routes_admin, routes_ask, routes_documents
 from collab_qa.web.conversations import ConversationStore, MemoryConversations
 from collab_qa.web.live_index import LiveIndex
-from collab_qa.web.pages import ASSETS, error_response, install_error_pages, make_templates
+from collab_qa.web.pages import (
+    ASSETS,
+    PAGE_METHODS,
+    error_response,
+    install_error_pages,
+    make_templates,
+)
 from collab_qa.web.security import DOCS_PATH, install_security
 from collab_qa.web.watcher import corpus_watcher
+
+FAVICON_URL = "/static/favicon.svg"
+DOCS_HEAD = '<link rel="stylesheet" href="/static/docs.css">'
+DOCS_BACK_LINK = '<p class="back-to-app"><a href="/">← Back to the chat</a></p>'
 
 
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None,
@@ -89,7 +99,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     # Swagger UI's files come from the swagger-ui-py wheel: /docs works offline.
     swagger_files = Path(swagger_ui.__file__).parent / "static"
     app.mount("/swagger-ui", StaticFiles(directory=str(swagger_files)), name="swagger-ui")
-    app.add_api_route(DOCS_PATH, _api_docs(app), include_in_schema=False)
+    app.add_api_route(DOCS_PATH, _api_docs(app), methods=PAGE_METHODS, include_in_schema=False)
+    app.add_api_route("/favicon.ico", _favicon, methods=PAGE_METHODS, include_in_schema=False)
     for module in (routes_ask, routes_documents, routes_admin):
         app.include_router(module.router)
     install_error_pages(app)
@@ -106,14 +117,23 @@ def _api_docs(app: FastAPI) -> Callable[[], HTMLResponse]:
     """The API documentation page: Swagger UI served from this server."""
 
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json", title="collab-qa API",
             swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/swagger-ui/favicon-32x32.png",
+            swagger_favicon_url=FAVICON_URL,
         )
+        html = bytes(page.body).decode().replace("<head>", f"<head>{DOCS_HEAD}", 1)
+        html = html.replace("<body>", f"<body>{DOCS_BACK_LINK}", 1).replace(
+            "<html>", '<html lang="en">', 1)
+        return HTMLResponse(html)
 
     return api_docs
+
+
+def _favicon() -> FileResponse:
+    """The browser's default favicon address, for clients that do not read the page's link."""
+    return FileResponse(str(ASSETS / "static" / "favicon.svg"), media_type="image/svg+xml")
 
 
 def served_url(host: str, port: int) -> str:

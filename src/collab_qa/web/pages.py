@@ -14,25 +14,39 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from collab_qa.errors import QuestionError
+from collab_qa.web.i18n import (
+    LANGUAGE_COOKIE,
+    chosen_language,
+    install_i18n,
+    page_context,
+    text_language,
+)
 from collab_qa.web.live_index import IndexNotReady
 from collab_qa.web.views import (
     chunk_anchor,
     document_url,
     heading_text,
     mark_sentence,
+    passage_blocks,
+    plain_sentence,
     readable_time,
     tel_href,
 )
 
 ASSETS = files("collab_qa.assets")
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+PAGE_METHODS = ["GET", "HEAD"]  # FastAPI routes answer HEAD only when asked to
 
 
 def make_templates() -> Jinja2Templates:
     """The page templates with the helpers they call."""
     templates = Jinja2Templates(directory=str(ASSETS / "templates"))
+    install_i18n(templates.env)
     templates.env.globals.update(mark_sentence=mark_sentence, tel_href=tel_href,
                                  document_url=document_url, heading_text=heading_text,
-                                 readable_time=readable_time, chunk_anchor=chunk_anchor)
+                                 readable_time=readable_time, chunk_anchor=chunk_anchor,
+                                 text_language=text_language, passage_blocks=passage_blocks,
+                                 plain_sentence=plain_sentence)
     return templates
 
 
@@ -40,7 +54,14 @@ def render(request: Request, name: str, context: dict[str, Any],
            status_code: int = 200) -> HTMLResponse:
     """Render a template of the app that serves ``request``."""
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    response = templates.TemplateResponse(request, name, {**page_context(request), **context},
+                                          status_code=status_code)
+    response.headers["vary"] = "Accept-Language, Cookie"
+    chosen = chosen_language(request)
+    if chosen:  # the language switch: remembered for the next pages
+        response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=LANGUAGE_COOKIE_AGE,
+                            samesite="lax")
+    return response
 
 
 def wants_html(request: Request) -> bool:

@@ -9,7 +9,7 @@ posts the same form with the ``X-Collab-QA-Chat`` header and gets back the rende
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,17 +21,19 @@ from collab_qa.feedback import Feedback, FeedbackStore, Rating
 from collab_qa.settings import Settings
 from collab_qa.web.conversations import Turn, conversation_of, keep_conversation, new_turn
 from collab_qa.web.deps import ConversationsDep, FeedbackDep, LiveIndexDep, SettingsDep
+from collab_qa.web.i18n import catalogues, request_language
 from collab_qa.web.live_index import LiveIndex
-from collab_qa.web.pages import render
+from collab_qa.web.pages import PAGE_METHODS, render
 from collab_qa.web.schema import ERRORS, MAX_HISTORY, AskRequest, AskResponse, FeedbackRequest
 from collab_qa.web.security import require_same_origin, same_origin
-from collab_qa.web.views import answer_payload
+from collab_qa.web.views import answer_payload, covered_documents, example_questions
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 CHAT_HEADER = "X-Collab-QA-Chat"  # sent by chat.js: answer with the rendered turn
 TURN_HEADER = "X-Collab-QA-Turn"
+MAX_TITLES = 8  # documents the first screen lists by title; the rest are on /documents
 
 
 def check_history(history: list[str], settings: Settings) -> list[str]:
@@ -79,12 +81,40 @@ def turn_feedback(turn: Turn, rating: Rating) -> Feedback:
 # ---------------------------------------------------------------------------- chat page
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def first_screen(request: Request, settings: Settings) -> dict[str, Any]:
+    """The documents the chat covers and the example questions, in the page's language
+    (nothing while no index is loaded)."""
+    live: LiveIndex | None = request.app.state.live
+    loaded = live.loaded if live is not None else None
+    if loaded is None:
+        return {"covered": None, "examples": list(settings.example_questions)}
+    covered = covered_documents(loaded.store)
+    translations = catalogues()[request_language(request)]
+
+    def about(title: str) -> str:
+        return translations.gettext("What is “%(title)s” about?") % {"title": title}
+
+    return {"covered": covered, "max_titles": MAX_TITLES,
+            "examples": example_questions(covered, settings.example_questions, about)}
+
+
+def chat_response(request: Request, settings: Settings, turns: list[Turn], *,
+                  error: str | None = None, question: str = "",
+                  status_code: int = 200) -> HTMLResponse:
+    """The chat page. It is never cached, so Back from another page shows every turn the
+    server keeps, including those the script added."""
+    context = {"turns": turns, "settings": settings, "error": error, "question": question,
+               **(first_screen(request, settings) if not turns else {})}
+    response = render(request, "chat.html", context, status_code)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+@router.api_route("/", methods=PAGE_METHODS, response_class=HTMLResponse,
+                  include_in_schema=False)
 def chat_page(request: Request, settings: SettingsDep,
               conversations: ConversationsDep) -> HTMLResponse:
-    turns = conversations.turns(conversation_of(request))
-    return render(request, "chat.html", {"turns": turns, "settings": settings,
-                                         "error": None, "question": ""})
+    return chat_response(request, settings, conversations.turns(conversation_of(request)))
 
 
 @router.post("/", response_class=HTMLResponse, include_in_schema=False)
@@ -107,8 +137,8 @@ def chat_post(
     except QuestionError as exc:
         if scripted:
             raise  # {"detail": ...} for the script to show
-        return render(request, "chat.html", {"turns": turns, "settings": settings,
-                                             "error": str(exc), "question": question}, 422)
+        return chat_response(request, settings, turns, error=str(exc), question=question,
+                             status_code=422)
     turn = new_turn(question, history, payload)
     response: Response
     if scripted:

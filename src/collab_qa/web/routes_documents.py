@@ -9,11 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from collab_qa.store import DocumentRecord
-from collab_qa.web.deps import LiveIndexDep
+from collab_qa.web.deps import LiveIndexDep, SettingsDep
 from collab_qa.web.live_index import LoadedIndex
-from collab_qa.web.pages import render
+from collab_qa.web.pages import PAGE_METHODS, render
 from collab_qa.web.schema import ERRORS, DocumentOut, DocumentsOut
-from collab_qa.web.security import is_loopback
+from collab_qa.web.security import rebuild_access
 from collab_qa.web.views import (
     cited_chunk,
     document_blocks,
@@ -34,19 +34,21 @@ def _record(loaded: LoadedIndex, doc_id: str) -> DocumentRecord:
     return record
 
 
-@router.get("/documents", response_class=HTMLResponse, include_in_schema=False)
-def documents_page(request: Request, live: LiveIndexDep,
+@router.api_route("/documents", methods=PAGE_METHODS, response_class=HTMLResponse,
+                  include_in_schema=False)
+def documents_page(request: Request, live: LiveIndexDep, settings: SettingsDep,
                    rebuilt: str | None = None) -> HTMLResponse:
     loaded = live.current()
     return render(request, "documents.html", {
         "loaded": loaded, "manifest": loaded.store.manifest,
         "documents": sorted(loaded.store.documents.values(), key=lambda r: r.id),
         "reload_error": live.reload_error, "rebuilt": rebuilt,
-        "needs_token": not is_loopback(request.client.host if request.client else None),
+        "rebuild_access": rebuild_access(request, settings.admin_token),
     })
 
 
-@router.get("/documents/{doc_id:path}", response_class=HTMLResponse, include_in_schema=False)
+@router.api_route("/documents/{doc_id:path}", methods=PAGE_METHODS, response_class=HTMLResponse,
+                  include_in_schema=False)
 def document_page(
     request: Request, doc_id: str, live: LiveIndexDep,
     chunk: Annotated[str | None, Query(max_length=MAX_CHUNK_PARAMETER)] = None,

@@ -297,6 +297,14 @@ def require_same_origin(request: Request) -> None:
         raise HTTPException(403, "This form was posted from another site; it was refused.")
 
 
+def rebuild_access(request: Request, admin_token: str) -> str | None:
+    """How this client may rebuild the index, so the page offers only what works:
+    ``"loopback"`` (this machine), ``"token"`` (another machine, when a token is set) or None."""
+    if is_loopback(request.client.host if request.client else None):
+        return "loopback"
+    return "token" if admin_token else None
+
+
 def require_admin(request: Request, admin_token: str, token: str | None = None) -> None:
     """Allow rebuilding the index from this machine, or with the admin token.
 

@@ -7,7 +7,7 @@ document viewer's layout is computed here so it can be tested directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -128,6 +128,30 @@ def documents_payload(store: IndexStore) -> DocumentsOut:
     )
 
 
+@dataclass(frozen=True)
+class Covered:
+    """What the chat's first screen says about the index: the documents, the largest first,
+    and when the index was built."""
+
+    documents: list[DocumentRecord]
+    created: str | None
+
+
+def covered_documents(store: IndexStore) -> Covered:
+    """The documents of the index, the ones with the most passages first."""
+    records = sorted(store.documents.values(), key=lambda r: (-len(r.chunk_ids), r.title, r.id))
+    return Covered(records, store.manifest.get("created"))
+
+
+def example_questions(covered: Covered, configured: Sequence[str],
+                      about: Callable[[str], str], count: int = 3) -> list[str]:
+    """The questions the first screen offers: the configured ones, or ``about(title)`` for
+    the ``count`` largest documents (the index's own words, never a list kept in code)."""
+    if configured:
+        return [question for question in configured if question.strip()]
+    return [about(record.title) for record in covered.documents[:count]]
+
+
 def document_payload(record: DocumentRecord, chunks: Sequence[Chunk],
                      index_version: str) -> DocumentOut:
     """One document's normalised text and its passages."""
@@ -166,6 +190,53 @@ def mark_sentence(text: str, sentence: str | None) -> list[tuple[str, bool]]:
     end = position + len(sentence)
     pieces = [(text[:position], False), (sentence, True), (text[end:], False)]
     return [piece for piece in pieces if piece[0]]
+
+
+@dataclass(frozen=True)
+class PassageBlock:
+    """A paragraph (``p``) or a bulleted list (``ul``) of a passage in an answer card; each
+    line is split into pieces, the answer's lead sentence flagged True."""
+
+    kind: str
+    lines: list[list[tuple[str, bool]]]
+
+
+def _stray_heading(lines: list[str], position: int) -> bool:
+    """A heading line the passage carries over (its heading is shown with the citation):
+    a title-like line standing alone, or a Markdown heading."""
+    line = lines[position].strip()
+    if _MARKDOWN_HEADING.match(line):
+        return True
+    alone = position + 1 == len(lines) or not lines[position + 1].strip()
+    return alone and is_plain_heading(line)
+
+
+def plain_sentence(sentence: str) -> str:
+    """A sentence as the answer's direct line: without a list item's ``- `` marker."""
+    sentence = sentence.strip()
+    return sentence[2:].strip() if sentence.startswith("- ") else sentence
+
+
+def passage_blocks(text: str, sentence: str | None) -> list[PassageBlock]:
+    """A passage as paragraphs and lists: stray heading lines dropped, ``- `` lines as bullets,
+    the first occurrence of ``sentence`` flagged for highlighting."""
+    lines = text.split("\n")
+    blocks: list[PassageBlock] = []
+    sentence = plain_sentence(sentence) if sentence else None
+    marked = False
+    for position, raw in enumerate(lines):
+        line = raw.strip()
+        if not line or _stray_heading(lines, position):
+            continue
+        bullet = line.startswith("- ")
+        body = line[2:].strip() if bullet else line
+        pieces = [(body, False)] if marked else mark_sentence(body, sentence)
+        marked = marked or any(hot for _, hot in pieces)
+        if bullet and blocks and blocks[-1].kind == "ul":
+            blocks[-1].lines.append(pieces)
+        else:
+            blocks.append(PassageBlock("ul" if bullet else "p", [pieces]))
+    return blocks
 
 
 def readable_time(iso: str | None) -> str:
