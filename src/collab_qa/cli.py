@@ -263,7 +263,10 @@ def feedback_export(
             database = Database.connect(settings.database_url)
             create_chat_tables(database)
             store = PostgresFeedback(database)
-        entries = list(store.read())
+            entries = list(store.read())
+            database.close()
+        else:
+            entries = list(store.read())
     for line in eval_lines(entries, include_down):
         typer.echo(json.dumps(line, ensure_ascii=False))
 
