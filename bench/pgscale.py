@@ -61,7 +61,9 @@ def _postgres_pss_mb(server: Any) -> float:
     for process in [root, *root.children(recursive=True)]:
         try:
             total += process.memory_full_info().pss
-        except (psutil.Error, AttributeError):
+        except psutil.NoSuchProcess:  # a backend that ended meanwhile
+            continue
+        except (psutil.AccessDenied, AttributeError):
             total += process.memory_info().rss
     return round(total / 2**20, 1)
 
