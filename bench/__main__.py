@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-PARTS = ("latency", "indexing", "scale", "peers")
+PARTS = ("latency", "indexing", "scale", "pgscale", "peers")
 EXTRA_PARTS = ("onnx",)
 
 
@@ -14,7 +14,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("parts", nargs="*", default=["all"],
                    choices=[*PARTS, *EXTRA_PARTS, "all", "report"],
-                   help="what to run (default: all = latency indexing scale peers)")
+                   help="what to run (default: all = latency indexing scale pgscale peers)")
     p.add_argument("--requests", type=int, default=600, help="timed requests per latency path")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients for throughput")
     p.add_argument("--throughput-requests", type=int, default=800,
@@ -24,6 +24,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-server", action="store_true", help="skip the end-to-end server part")
     p.add_argument("--sizes", default="10000,100000,1000000",
                    help="scale: comma-separated chunk counts")
+    p.add_argument("--pg-sizes", default="1000000",
+                   help="pgscale: comma-separated chunk counts (Postgres beside the folder)")
     p.add_argument("--scale-timeout", type=float, default=1800.0,
                    help="scale: seconds allowed per size")
     p.add_argument("--queries", type=int, default=200, help="scale: timed queries per index")

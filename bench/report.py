@@ -13,7 +13,7 @@ NOTES = HERE / "notes.md"
 
 INTRO = """# collab-qa benchmarks
 
-`make bench` (or `.venv/bin/python -m bench [latency|indexing|scale|peers|onnx|all]`) prints
+`make bench` (or `.venv/bin/python -m bench [latency|indexing|scale|pgscale|peers|onnx|all]`) prints
 these tables, writes `bench/results/<part>.json` and regenerates this file from them.
 `python -m bench report` only regenerates it. The peers and the ONNX check need the `bench`
 extra: `.venv/bin/pip install -e '.[bench]'`. Useful flags: `--requests`, `--clients`,
@@ -41,7 +41,8 @@ def write_readme() -> Path:
     if NOTES.is_file():
         parts.append(NOTES.read_text(encoding="utf-8"))
     for name, title in (("latency", "Query latency"), ("indexing", "Indexing"),
-                        ("scale", "Scale"), ("peers", "Peers side by side"),
+                        ("scale", "Scale"), ("pgscale", "Postgres beside the local folder"),
+                        ("peers", "Peers side by side"),
                         ("onnx", "ONNX Runtime backend")):
         result = read_result(name)
         if result is None:

@@ -18,6 +18,7 @@ from collab_qa.settings import Settings
 
 if TYPE_CHECKING:
     from collab_qa.embedding import Embedder
+    from collab_qa.index import BuildReport
     from collab_qa.search import Searcher
 
 app = typer.Typer(
@@ -168,6 +169,29 @@ def check_port_free(host: str, port: int) -> None:
         ) from None
 
 
+def _print_built(report: BuildReport) -> None:
+    console.print(f"Index {report.version}: {report.chunks} chunks from "
+                  f"{len(report.added)} documents in {report.seconds:.1f} s.", highlight=False)
+
+
+def _prepare_database(settings: Settings,
+                      load_embedder: Callable[[str], Embedder]) -> Embedder:
+    """Before serving from the database: reach it (a bad URL or a database that is down
+    fails here, before the model loads), and build the index when there is none; returns
+    the loaded model."""
+    from collab_qa.store.postgres import Database, PostgresStore
+    from collab_qa.store.postgres_build import build_postgres_index_from_settings
+
+    database = Database.connect(settings.database_url)
+    embedder = load_embedder(settings.model)
+    if database.current_version_id() is None:
+        console.print(f"No index in the {database.describe()} yet; building it from "
+                      f"{settings.corpus_dir}...", highlight=False)
+        _print_built(build_postgres_index_from_settings(settings, embedder))
+    PostgresStore.load(database, expected_model_id=embedder.model_id)
+    return embedder
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [default: setting].")] = None,
@@ -187,17 +211,14 @@ def serve(
     settings = load_settings(host=host, port=port)
     with user_errors():
         if settings.database_url:
-            raise UserError("`collab-qa serve` does not serve from COLLAB_QA_DATABASE_URL yet; "
-                            "unset it to serve the local index folder.")
-        embedder = load_embedder(settings.model)
-        if current_version_dir(settings.index_dir) is None:
-            console.print(f"No index in {settings.index_dir} yet; building it from "
-                          f"{settings.corpus_dir}...", highlight=False)
-            report = build_index_from_settings(settings, embedder)
-            console.print(f"Index {report.version}: {report.chunks} chunks from "
-                          f"{len(report.added)} documents in {report.seconds:.1f} s.",
-                          highlight=False)
-        load_index(settings.index_dir, expected_model_id=embedder.model_id)
+            embedder = _prepare_database(settings, load_embedder)
+        else:
+            embedder = load_embedder(settings.model)
+            if current_version_dir(settings.index_dir) is None:
+                console.print(f"No index in {settings.index_dir} yet; building it from "
+                              f"{settings.corpus_dir}...", highlight=False)
+                _print_built(build_index_from_settings(settings, embedder))
+            load_index(settings.index_dir, expected_model_id=embedder.model_id)
         check_port_free(settings.host, settings.port)
     # The app logs index switches, failed reloads and --watch rebuilds; show them with uvicorn's.
     app_log = logging.getLogger("collab_qa")
@@ -233,7 +254,20 @@ def feedback_export(
     from collab_qa.feedback import FeedbackStore, eval_lines
 
     settings = load_settings()
-    for line in eval_lines(list(FeedbackStore(settings.data_dir).read()), include_down):
+    store = FeedbackStore(settings.data_dir)
+    with user_errors():
+        if settings.database_url:
+            from collab_qa.store.postgres import Database
+            from collab_qa.web.conversations_pg import PostgresFeedback, create_chat_tables
+
+            database = Database.connect(settings.database_url)
+            create_chat_tables(database)
+            store = PostgresFeedback(database)
+            entries = list(store.read())
+            database.close()
+        else:
+            entries = list(store.read())
+    for line in eval_lines(entries, include_down):
         typer.echo(json.dumps(line, ensure_ascii=False))
 
 

@@ -19,3 +19,7 @@ class BuildLockedError(UserError):
 
 class DatabaseError(UserError):
     """The database URL is malformed, or the database cannot be reached."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database went away while serving; the web app answers 503 until it returns."""

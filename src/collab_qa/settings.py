@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         "Postgres database (with pgvector), shared by every server given the same URL, and no "
         "index folder is written or read; empty means the local index folder.",
     )
+    database_pool_size: int = Field(
+        8, ge=1, le=200, description="Most connections each server keeps open to the database "
+        "for searches, conversations and feedback (with `database_url`).",
+    )
     data_dir: Path = Field(
         Path("data"), description="Folder for local data such as answer feedback."
     )

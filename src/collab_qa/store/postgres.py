@@ -13,6 +13,7 @@ new version never mixes two. ``refresh()`` returns the store of the version now 
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from psycopg_pool import ConnectionPool
 
 from collab_qa.analysis import TermStats, query_tokens
 from collab_qa.chunking import Chunk
-from collab_qa.errors import DatabaseError, IndexLoadError
+from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.local import FORMAT_VERSION
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
@@ -37,6 +38,9 @@ BM25_B = 0.75
 # Candidates the HNSW graph keeps while searching; raised to k for larger k.
 EF_SEARCH = 100
 CONNECT_TIMEOUT_SECONDS = 5
+# How long a search waits for a free pooled connection (or for a new one while the database
+# is down) before it fails with a sentence.
+POOL_WAIT_SECONDS = 5.0
 VERSION_CHANNEL = "collab_qa_version"
 BUILD_HINT = "build it with `collab-qa index`"
 
@@ -91,6 +95,7 @@ class Database:
         self.url = url
         self.pool_size = pool_size
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_lock = threading.Lock()  # the first requests arrive together
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> Database:
@@ -124,33 +129,67 @@ class Database:
     @property
     def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         """The shared pool, opened on first use (the schema must exist by then)."""
-        if self._pool is None:
-            pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                self.url, min_size=1, max_size=self.pool_size, open=False,
-                configure=_configure, name="collab-qa",
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            )
-            try:
-                pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS * 2)
-            except Exception as exc:
-                pool.close()
-                raise self._unreachable(exc) from None
-            self._pool = pool
-        return self._pool
+        with self._pool_lock:
+            return self._pool or self._open_pool()
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, open=False,
+            configure=_configure, name="collab-qa", timeout=POOL_WAIT_SECONDS,
+            # A connection the database dropped (a restart) is replaced before use.
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+        try:
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS * 2)
+        except Exception as exc:
+            pool.close()
+            raise self._unreachable(exc) from None
+        self._pool = pool
+        return pool
+
+    @contextmanager
+    def pooled(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the shared pool for one search or one small write.
+
+        Raises:
+            DatabaseUnavailable: when the database cannot be reached now, or the connection
+                was lost mid-statement; the pool reconnects by itself once it is back.
+        """
+        try:
+            with self.pool.connection() as connection:
+                yield connection
+        except psycopg.OperationalError as exc:
+            raise self.unavailable(exc) from None
+        except DatabaseError as exc:  # the pool could not be opened
+            raise DatabaseUnavailable(str(exc)) from None
+
+    def unavailable(self, exc: Exception) -> DatabaseUnavailable:
+        """The sentence for a database that went away while serving."""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = lines[0] if lines else type(exc).__name__
+        return DatabaseUnavailable(
+            f"The {describe_database(self.url)} cannot be reached right now ({why}); "
+            "try again in a moment.")
 
     def close(self) -> None:
         """Close the pool; the object can open a new one later."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def describe(self) -> str:
+        """"database NAME on HOST", for messages."""
+        return describe_database(self.url)
 
     def current_version_id(self) -> int | None:
         """The id of the version servers should serve, or None before the first build."""
         with self.connection() as connection:
-            return _current_version_id(connection)
+            return read_current_version(connection)
 
 
-def _current_version_id(connection: psycopg.Connection[Any]) -> int | None:
+def read_current_version(connection: psycopg.Connection[Any]) -> int | None:
     exists = connection.execute("SELECT to_regclass('collab_qa.current_version')").fetchone()
     if exists is None or exists[0] is None:
         return None
@@ -229,7 +268,7 @@ class PostgresStore(TableLookups):
             DatabaseError: when the database cannot be reached.
         """
         with database.connection() as connection:
-            version_id = _current_version_id(connection)
+            version_id = read_current_version(connection)
             if version_id is None:
                 raise IndexLoadError(
                     f"No index in the {describe_database(database.url)}; {BUILD_HINT}.")
@@ -318,7 +357,7 @@ class PostgresStore(TableLookups):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,
                   "k": k}
-        with self.database.pool.connection() as connection, connection.transaction():
+        with self.database.pooled() as connection, connection.transaction():
             connection.execute("SELECT set_config('hnsw.ef_search', %s, true)",
                                (str(max(EF_SEARCH, k)),))
             rows = connection.execute(_DENSE_SQL.format(d=self.dimension), params).fetchall()
@@ -327,7 +366,7 @@ class PostgresStore(TableLookups):
     def dense_scores(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
         params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,
                   "positions": [int(p) for p in positions]}
-        with self.database.pool.connection() as connection:
+        with self.database.pooled() as connection:
             rows = connection.execute(_DENSE_SCORES_SQL, params).fetchall()
         return _scatter(rows, positions)
 
@@ -346,7 +385,7 @@ class PostgresStore(TableLookups):
         sql = _LEXICAL_SQL.format(
             where="" if positions is None else "AND vc.position = ANY(%(positions)s)",
             limit="" if k is None else "LIMIT %(k)s")
-        with self.database.pool.connection() as connection:
+        with self.database.pooled() as connection:
             return connection.execute(sql, params).fetchall()
 
     def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:

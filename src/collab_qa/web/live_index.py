@@ -1,9 +1,13 @@
-"""The index the server answers from, following ``index/CURRENT``.
+"""The index the server answers from, following ``index/CURRENT`` or the database.
 
 Every request checks ``CURRENT`` with one ``stat``; when a build has switched it, the new
 index is loaded and then swapped in as one reference, so a request in flight finishes on the
 index it started with. A new index that fails to load is logged, reported by ``/readyz`` and
 ignored: the server keeps answering from the old one.
+
+With a database (``COLLAB_QA_DATABASE_URL``), a ``VersionFollower`` thread listens for the
+builds' notifications (and reads the version row every second) and loads a new version as
+soon as any server or the CLI has switched to it; requests only compare two numbers.
 """
 
 from __future__ import annotations
@@ -11,16 +15,26 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder
-from collab_qa.errors import IndexLoadError
-from collab_qa.index import CURRENT_FILE, current_version_dir, load_index
+from collab_qa.errors import DatabaseError, IndexLoadError
+from collab_qa.index import (
+    CURRENT_FILE,
+    BuildReport,
+    build_index_from_settings,
+    current_version_dir,
+    load_index,
+)
 from collab_qa.search import Searcher
 from collab_qa.settings import Settings
 from collab_qa.store import IndexStore
+from collab_qa.store.postgres import Database, PostgresStore
+from collab_qa.store.postgres_follow import VersionFollower
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +69,72 @@ def _signature_of(path: os.PathLike[str]) -> tuple[int, int, int] | None:
 
 
 class LiveIndex:
-    """Holds the index the server answers from and follows ``index/CURRENT``."""
+    """Holds the index the server answers from and follows ``index/CURRENT``, or the
+    database's current version when ``database`` is given."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder,
+                 database: Database | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.database = database
         self.reload_error: str | None = None
         self._loaded: LoadedIndex | None = None
         self._signature: tuple[int, int, int] | None = (-1, -1, -1)  # nothing checked yet
         self._lock = threading.Lock()
+        self.follower = (None if database is None else VersionFollower(
+            database, lambda _version: self.refresh(wait=True)))
+
+    @contextmanager
+    def following(self) -> Iterator[None]:
+        """Follow the database's version in the background while the block runs (nothing
+        to start for an index folder, which each request checks)."""
+        if self.follower is None:
+            yield
+            return
+        try:
+            self.follower.check()
+        except DatabaseError as exc:  # the follower keeps trying
+            self.reload_error = str(exc)
+        self.follower.start()
+        try:
+            yield
+        finally:
+            self.follower.stop()
+
+    def rebuild(self) -> BuildReport:
+        """Bring the index this server reads in line with the corpus, and switch to it.
+
+        Raises:
+            UserError: when the corpus is missing, another build holds the lock too long, or
+                the database cannot be reached.
+        """
+        if self.database is None:
+            report = build_index_from_settings(self.settings, self.embedder)
+        else:
+            from collab_qa.store.postgres_build import build_postgres_index_from_settings
+
+            report = build_postgres_index_from_settings(self.settings, self.embedder)
+        if self.follower is not None:
+            self.follower.check()  # before its notification arrives
+        self.refresh(wait=True)
+        return report
+
+    def _current_signature(self) -> tuple[int, int, int] | None:
+        if self.follower is None:
+            return _signature_of(self.settings.index_dir / CURRENT_FILE)
+        version_id = self.follower.version_id
+        return None if version_id is None else (version_id, 0, 0)
 
     def _unchanged(self, signature: tuple[int, int, int] | None) -> bool:
         return signature == self._signature and (self._loaded is not None or signature is None)
 
+    def _load_store(self) -> IndexStore:
+        if self.database is not None:
+            return PostgresStore.load(self.database, expected_model_id=self.embedder.model_id)
+        return load_index(self.settings.index_dir, expected_model_id=self.embedder.model_id)
+
     def _load(self) -> LoadedIndex:
-        index = load_index(self.settings.index_dir, expected_model_id=self.embedder.model_id)
+        index = self._load_store()
         searcher = Searcher(index, self.embedder, dense_weight=self.settings.dense_weight,
                             max_question_chars=self.settings.max_question_chars,
                             max_k=self.settings.max_k)
@@ -86,11 +151,10 @@ class LiveIndex:
             wait: Wait for a reload another thread is doing; otherwise return at once
                 (the caller keeps using the index loaded so far).
         """
-        pointer = self.settings.index_dir / CURRENT_FILE
-        if self._unchanged(_signature_of(pointer)) or not self._lock.acquire(blocking=wait):
+        if self._unchanged(self._current_signature()) or not self._lock.acquire(blocking=wait):
             return
         try:
-            signature = _signature_of(pointer)
+            signature = self._current_signature()
             if not self._unchanged(signature):
                 self._switch(signature)
         finally:
@@ -100,15 +164,20 @@ class LiveIndex:
         """Load the version ``CURRENT`` names, or keep the old one and say why."""
         loaded = self._loaded
         try:
-            live = current_version_dir(self.settings.index_dir)
-            if live is None:
-                raise IndexLoadError(
-                    f"No index in {self.settings.index_dir}; build it with `collab-qa index`."
-                )
-            if loaded is not None and live.name == loaded.version:
-                self._signature = signature
-                return
+            if self.database is None:
+                live = current_version_dir(self.settings.index_dir)
+                if live is None:
+                    raise IndexLoadError(
+                        f"No index in {self.settings.index_dir}; build it with "
+                        "`collab-qa index`.")
+                if loaded is not None and live.name == loaded.version:
+                    self._signature = signature
+                    return
             fresh = self._load()
+        except DatabaseError as exc:  # gone for now: the next check tries again
+            self.reload_error = str(exc)
+            log.warning("Could not load the index from the database: %s", exc)
+            return
         except IndexLoadError as exc:
             self._signature = signature  # retried when CURRENT changes again
             self.reload_error = str(exc)

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from collab_qa.errors import BuildLockedError, UserError
-from collab_qa.index import build_index_from_settings
+from collab_qa.errors import BuildLockedError, DatabaseError, UserError
 from collab_qa.settings import Settings
 from collab_qa.web.deps import LiveIndexDep, SettingsDep
 from collab_qa.web.live_index import LiveIndex
@@ -21,18 +20,21 @@ router = APIRouter()
 
 def reindex(settings: Settings, live: LiveIndex) -> ReindexOut:
     """Bring the index in line with the corpus (only changed files are re-embedded) and
-    switch to it.
+    switch to it; with a database URL the build goes into the database, and every server
+    sharing it follows.
 
     Raises:
         HTTPException: 409 while another build holds the lock, 400 when the corpus is missing.
+        DatabaseError: when the database cannot be reached (the app answers 503).
     """
     try:
-        report = build_index_from_settings(settings, live.embedder)
+        report = live.rebuild()
     except BuildLockedError as exc:
         raise HTTPException(409, str(exc)) from None
+    except DatabaseError:
+        raise
     except UserError as exc:
         raise HTTPException(400, str(exc)) from None
-    live.refresh(wait=True)
     loaded = live.loaded
     return ReindexOut.model_validate({
         **report.to_dict(), "index_version": loaded.version if loaded else None,
@@ -68,6 +70,8 @@ def readyz(request: Request) -> ReadyOut | Response:
     live: LiveIndex | None = request.app.state.live
     if live is not None:
         live.refresh()
+        if live.follower is not None and live.follower.error:  # the database is gone
+            return JSONResponse({"detail": live.follower.error}, status_code=503)
     loaded = live.loaded if live is not None else None
     if live is None or loaded is None:
         reason = live.reload_error if live is not None else "The server is starting."

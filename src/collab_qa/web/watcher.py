@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from collab_qa.errors import UserError
-from collab_qa.index import build_index_from_settings
 from collab_qa.web.live_index import LiveIndex
 
 log = logging.getLogger(__name__)
@@ -27,14 +26,13 @@ def watch_corpus(live: LiveIndex, stop: threading.Event) -> None:
     for _changes in watchfiles.watch(settings.corpus_dir, stop_event=stop,
                                      debounce=WATCH_DEBOUNCE_MS, raise_interrupt=False):
         try:
-            report = build_index_from_settings(settings, live.embedder)
+            report = live.rebuild()
         except UserError as exc:
             log.warning("Re-indexing after a corpus change failed: %s", exc)
             continue
         except Exception:  # keep watching: the next change may build fine
             log.exception("Re-indexing after a corpus change failed")
             continue
-        live.refresh(wait=True)
         log.info("Corpus changed: index %s (%d added, %d changed, %d removed)",
                  report.version, len(report.added), len(report.changed), len(report.removed))
 

@@ -1,0 +1,240 @@
+"""Postgres beside the local folder: the same synthetic chunks (``bench.scale``'s generator) in
+a throwaway Postgres with pgvector (pgserver) and in the local folder's indexes.
+
+For each size: the database build through the product's writer (COPY, HNSW, BM25
+statistics, one transaction), p50/p95 of hybrid search through the product's Searcher, dense
+recall@10 against exact search, the database's size, the postgres processes' memory, and
+``EXPLAIN`` of the dense query (it must use the HNSW index with the version filter). The local
+side is ``bench.scale``'s product index (ivf_sq8 from 50k chunks on, flat below), built and
+searched in child processes as there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import CACHE, show, summary_ms, table, write_result
+from bench.scale import DIM, _child, _FixedEmbedder, _read_texts, folder
+
+PER_DOCUMENT = 100  # synthetic chunks per synthetic document
+# Enough for the HNSW graph of 1M 384-d vectors to be built in memory.
+MAINTENANCE_WORK_MEM = "2GB"
+
+
+def _records(size: int) -> list[tuple[Any, list[Any], np.ndarray]]:
+    from collab_qa.chunking import Chunk
+    from collab_qa.store import DocumentRecord
+
+    out = folder(size)
+    vectors = np.load(out / "vectors.npy", mmap_mode="r")
+    texts = _read_texts(out)
+    added = []
+    for low in range(0, size, PER_DOCUMENT):
+        doc_id = f"doc{low // PER_DOCUMENT}"
+        chunks = []
+        for i in range(low, min(size, low + PER_DOCUMENT)):
+            start = (i - low) * 1000
+            chunks.append(Chunk(doc_id, i - low, (), start, start + len(texts[i]), texts[i]))
+        record = DocumentRecord(doc_id, f"Document {low // PER_DOCUMENT}", "", f"sha{low}",
+                                "txt", tuple(c.id for c in chunks))
+        added.append((record, chunks, np.asarray(vectors[low:low + len(chunks)])))
+    return added
+
+
+def _postgres_pss_mb(server: Any) -> float:
+    """Memory of the postgres processes: the sum of their PSS (shared pages counted once)."""
+    import psutil
+
+    root = psutil.Process(server.get_pid())
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_full_info().pss
+        except psutil.NoSuchProcess:  # a backend that ended meanwhile
+            continue
+        except (psutil.AccessDenied, AttributeError):
+            total += process.memory_info().rss
+    return round(total / 2**20, 1)
+
+
+def _explain(connection: Any, version_id: int, vector: np.ndarray) -> str:
+    from collab_qa.store.postgres import _DENSE_SQL, EF_SEARCH
+
+    with connection.transaction():
+        connection.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(EF_SEARCH),))
+        rows = connection.execute("EXPLAIN (ANALYZE, COSTS OFF) " + _DENSE_SQL.format(d=DIM),
+                                  {"vector": vector, "version": version_id, "k": 10}).fetchall()
+    plan = "\n".join(row[0] for row in rows)
+    return re.sub(r"'\[[^\]]*\]'::vector", "'[…]'::vector", plan)
+
+
+def step_postgres(size: int, queries: int) -> dict[str, Any]:
+    """Build the synthetic index in a fresh Postgres, then search it (one child process)."""
+    import pgserver
+
+    from bench.common import rss_mb
+    from collab_qa.answer import search_passages
+    from collab_qa.search import Searcher
+    from collab_qa.store.postgres import Database, PostgresStore
+    from collab_qa.store.postgres_build import PostgresBackend
+
+    out = folder(size)
+    data_dir = Path(tempfile.mkdtemp(prefix="pg-", dir=CACHE))
+    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    try:
+        server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}';"
+                    "SELECT pg_reload_conf();")
+        database = Database.connect(server.get_uri())
+        added = _records(size)
+        started = time.perf_counter()
+        backend = PostgresBackend(database)
+        with backend.building(60):
+            writer = backend.writer(None)
+            for record, chunks, vectors in added:
+                writer.add(record, chunks, vectors)
+            writer.commit({"model": {"id": "synthetic", "dimension": DIM},
+                           "chunker": {}, "skipped": [], "build": {}})
+        build_seconds = time.perf_counter() - started
+        del added
+        base = rss_mb()
+        started = time.perf_counter()
+        store = PostgresStore.load(database)
+        load_seconds = time.perf_counter() - started
+        query_vectors = np.load(out / "queries.npy")
+        query_texts = json.loads((out / "query_texts.json").read_text(encoding="utf-8"))
+        truth = np.load(out / "truth.npy")
+        n = min(queries, len(query_vectors))
+        searcher = Searcher(store, _FixedEmbedder(query_vectors, query_texts))
+        for i in range(min(10, n)):  # warm the caches a serving database would have
+            search_passages(searcher, query_texts[i], k=10, mode="hybrid")
+        timings: dict[str, list[float]] = {"dense_store": [], "dense": [], "hybrid": []}
+        recalls: dict[str, list[float]] = {"dense_store": [], "dense": []}
+        for i in range(n):
+            t0 = time.perf_counter()
+            positions, _ = store.dense_search(query_vectors[i], 10)
+            timings["dense_store"].append((time.perf_counter() - t0) * 1000)
+            recalls["dense_store"].append(len(set(positions.tolist())
+                                              & set(truth[i].tolist())) / 10)
+            for mode in ("dense", "hybrid"):
+                t0 = time.perf_counter()
+                hits = search_passages(searcher, query_texts[i], k=10, mode=mode)
+                timings[mode].append((time.perf_counter() - t0) * 1000)
+                if mode == "dense":
+                    got = {int(h.chunk.doc_id[3:]) * PER_DOCUMENT + h.chunk.ordinal for h in hits}
+                    recalls["dense"].append(len(got & set(truth[i].tolist())) / 10)
+        with database.connection(vectors=True) as connection:
+            sizes = dict(connection.execute(
+                "SELECT 'database', pg_database_size(current_database()) UNION ALL "
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN "
+                "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'collab_qa' AND "
+                "c.relkind IN ('r', 'i')").fetchall())
+            plan = _explain(connection, store.version_id, query_vectors[0])
+        result = {
+            "build_seconds": round(build_seconds, 1), "load_seconds": round(load_seconds, 1),
+            "store_rss_mb": round(rss_mb() - base, 1),
+            "postgres_pss_mb": _postgres_pss_mb(server),
+            "database_mb": round(sizes.pop("database") / 2**20, 1),
+            "relations_mb": {name: round(b / 2**20, 1) for name, b in sorted(
+                sizes.items(), key=lambda item: -item[1])[:6]},
+            "search_ms": {mode: summary_ms(values) for mode, values in timings.items()},
+            "recall_at_10": {mode: round(float(np.mean(values)), 4)
+                             for mode, values in recalls.items()},
+            "plan": plan,
+            "plan_uses_hnsw": f"chunks_embedding_{DIM}" in plan and "Seq Scan" not in plan,
+        }
+        database.close()
+        return result
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _pg_child(size: int, queries: int, timeout: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.pgscale", str(size), str(queries)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = [300] if args.tiny else [int(s) for s in args.pg_sizes.split(",")]
+    kind = "flat" if args.tiny else "ivf_sq8"
+    results: dict[str, Any] = {"sizes": {}}
+    for size in sizes:
+        data = _child("data", size, "-", args.queries, args.scale_timeout)
+        local_kind = "flat" if size < 50_000 else kind
+        built = _child("build", size, local_kind, args.queries, args.scale_timeout)
+        queried = _child("query", size, local_kind, args.queries, args.scale_timeout)
+        postgres = _pg_child(size, args.queries, args.scale_timeout)
+        results["sizes"][str(size)] = {"data": data, "local_kind": local_kind,
+                                       "local": {"build": built, "query": queried},
+                                       "postgres": postgres}
+        show(f"{size:>9,} postgres {({k: v for k, v in postgres.items() if k != 'plan'})}")
+        show(postgres.get("plan", ""))
+        write_result("pgscale", results)
+        shutil.rmtree(folder(size), ignore_errors=True)
+    show(render(results))
+    return results
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = []
+    for size, entry in sorted(result["sizes"].items(), key=lambda item: int(item[0])):
+        local, postgres, data = entry["local"], entry["postgres"], entry["data"]
+        if "error" in postgres or "error" in local["query"] or "error" in local["build"]:
+            rows.append([f"{int(size):,}", postgres.get("error") or local["query"].get("error")
+                         or local["build"].get("error"), "", "", "", "", "", "", ""])
+            continue
+        searcher = local["query"]["searcher"]
+        rows.append([f"{int(size):,}", f"local ({entry['local_kind']})",
+                     round(local["build"]["build_seconds"]
+                           + data.get("lexical_build_seconds", 0), 1),
+                     f"{searcher['dense']['p50']} / {searcher['dense']['p95']}",
+                     f"{searcher['hybrid']['p50']} / {searcher['hybrid']['p95']}",
+                     searcher.get("dense_recall_at_10", ""),
+                     round(local["build"]["disk_mb"] + data.get("lexical_disk_mb", 0)
+                           + data.get("vectors_disk_mb", 0)),
+                     local["query"]["rss_mb"], ""])
+        search = postgres["search_ms"]
+        rows.append([f"{int(size):,}", "postgres (pgvector HNSW)", postgres["build_seconds"],
+                     f"{search['dense']['p50']} / {search['dense']['p95']}",
+                     f"{search['hybrid']['p50']} / {search['hybrid']['p95']}",
+                     f"{postgres['recall_at_10']['dense']} "
+                     f"(HNSW alone {postgres['recall_at_10']['dense_store']})",
+                     postgres["database_mb"],
+                     f"{postgres['store_rss_mb']} + postgres {postgres['postgres_pss_mb']}",
+                     "yes" if postgres["plan_uses_hnsw"] else "NO"])
+    return table("Postgres beside the local folder: synthetic chunks, one query at a time "
+                 "(ms, MB)",
+                 ["chunks", "store", "build s", "dense p50 / p95", "hybrid p50 / p95",
+                  "dense recall@10", "disk / database MB", "RSS MB (server + database)",
+                  "HNSW in plan"],
+                 rows) + (
+        "\nSame data as the Scale part. Build: the local folder's dense and BM25 indexes; for "
+        "Postgres the product's writer (COPY, HNSW built in one go, BM25 statistics, one "
+        "transaction) with maintenance_work_mem 2GB. Searches go through the product's "
+        "Searcher over loopback; dense recall@10 is against exact search. The database's "
+        "memory is the sum of its processes' PSS after the queries. Hybrid search in Postgres is "
+        "dominated by the lexical query: BM25 computed in SQL from each matching passage's "
+        "tsvector, and a query of common words matches most passages (see SCALING.md).\n")
+
+
+if __name__ == "__main__":
+    print(json.dumps(step_postgres(int(sys.argv[1]), int(sys.argv[2]))))
