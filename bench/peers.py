@@ -65,7 +65,7 @@ def _passages(searcher: Any) -> list[tuple[str, str, str]]:
 def _txtai(passages: list[tuple[str, str, str]]) -> tuple[float, Retrieve]:
     from txtai import Embeddings
 
-    from collab_qa.embedding import bundled_model_path
+    from collab_qa.embedding_st import bundled_model_path
 
     folder = CACHE / "peers" / "txtai"
     embeddings = Embeddings(path=str(bundled_model_path()), method="sentence-transformers",
@@ -98,7 +98,7 @@ def _haystack(passages: list[tuple[str, str, str]]) -> tuple[float, Retrieve]:
     )
     from haystack.document_stores.in_memory import InMemoryDocumentStore
 
-    from collab_qa.embedding import bundled_model_path
+    from collab_qa.embedding_st import bundled_model_path
 
     model = str(bundled_model_path())
     embedder = SentenceTransformersDocumentEmbedder(model=model, progress_bar=False,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from collab_qa.embedding import SentenceTransformerEmbedder
+from collab_qa.embedding_st import SentenceTransformerEmbedder
 from collab_qa.settings import Settings
 from tests.conftest import MakeAppClient
 

