@@ -23,9 +23,6 @@ from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
-# In hybrid fusion, passages in the other language than the question's count their dense
-# score twice instead of their BM25 score.
-CROSS_LANGUAGE_DENSE_ONLY = True
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -51,6 +48,7 @@ class Searcher:
         self.dense_weight = calibration.dense_weight if dense_weight is None else dense_weight
         self.abstain_below = (calibration.abstain_below if abstain_below is None
                               else abstain_below)
+        self.cross_language_dense = calibration.cross_language_dense
         self.max_question_chars = max_question_chars
         self.max_k = max_k
 
@@ -110,7 +108,7 @@ class Searcher:
         match across languages, so a passage in the other language than the question's
         is scored by its dense score alone and is not buried for lacking shared words."""
         dense_part, lexical_part = _min_max(dense), _min_max(lexical)
-        if CROSS_LANGUAGE_DENSE_ONLY and query.language:
+        if self.cross_language_dense and query.language:
             other = np.array([passage_language(chunk.text) not in ("", query.language)
                               for chunk in chunks], dtype=bool)
             lexical_part = np.where(other, dense_part, lexical_part)
