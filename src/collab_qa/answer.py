@@ -1,10 +1,6 @@
-"""Question -> Answer: the one place that runs the stages in order.
-
-query (resolve) -> search (retrieve) -> rerank -> contacts -> confidence -> lead ->
-conflicts. Each stage reads the ``Query``, the ranked hits and the store's word statistics;
-no stage calls back into an earlier one, and no extra model call is made after the query is
-encoded, so an answer costs a few milliseconds more than the search.
-"""
+"""Question -> Answer: runs the stages in order, query -> search -> rerank -> contacts ->
+confidence -> lead -> conflicts, each reading what the one before produced; no model call
+after the query is encoded."""
 
 from __future__ import annotations
 
@@ -24,22 +20,11 @@ from collab_qa.search import Searcher
 
 @dataclass
 class Answer:
-    """What the chat, the API, the CLI and the eval show for one question.
-
-    Attributes:
-        question: The question as asked.
-        query: The text retrieval used (a follow-up is read with the previous question).
-        abstained: True when the documents do not answer the question.
-        best_sentence: The sentence of the top passage that answers best (None if abstained).
-        best_span: (start, end) of ``best_sentence`` in the top passage's document.
-        hits: Ranked passages; "possibly related" ones when abstained.
-        contacts: Contact cards from the cited passages.
-        conflicts: Disagreements between the cited documents.
-        confidence: The abstention signal.
-        took_ms: Time to answer.
-        signals: The parts of the confidence, for the eval.
-        asks_contact: Whether the question asks for a contact.
-    """
+    """What the chat, the API, the CLI and the eval show for one question: the question and
+    the text retrieval used, whether the documents answer it, the lead sentence and its span
+    in the top passage's document, the cited passages ("possibly related" when abstained),
+    contact cards, conflicts, the confidence with its parts (``signals``), the time taken
+    and whether a contact was asked for."""
 
     question: str
     query: str
@@ -82,16 +67,9 @@ def search_passages(searcher: Searcher, question: str, k: int = 5, mode: str = "
 def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
                     history: Sequence[str] = (),
                     abstain_below: float | None = None) -> Answer:
-    """Search and build the answer.
-
-    Args:
-        searcher: The loaded searcher.
-        question: The user's question.
-        k: Passages to return (cited, or "possibly related" when abstaining).
-        mode: ``hybrid``, ``dense`` or ``lexical``.
-        history: Earlier questions of the conversation, oldest first.
-        abstain_below: Confidence under which the answer abstains (default: the model's
-            calibrated threshold).
+    """Search and build the answer from ``k`` passages, the question read with ``history``
+    (earlier questions, oldest first); abstain under ``abstain_below`` (default: the
+    model's calibrated threshold).
 
     Raises:
         QuestionError: for an invalid question, k or mode.
