@@ -38,7 +38,7 @@ from bench.common import (
 
 MODELS = ("e5", "minilm")
 GOAL_MODEL = "e5"
-# The import the cold start is compared with (issue 14); the smoke run uses a cheap one.
+# The import the cold start is compared with; the smoke run uses a cheap one.
 BASELINE_IMPORT = "sentence_transformers"
 TINY_BASELINE_IMPORT = "json"
 WARM_UP_QUESTIONS = ("What does the office do?", "Vem kontaktar jag?",
