@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-PARTS = ("latency", "indexing", "scale", "pgscale", "peers")
+PARTS = ("goals", "latency", "indexing", "scale", "pgscale", "peers")
 EXTRA_PARTS = ("onnx",)
 
 
@@ -14,7 +14,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("parts", nargs="*", default=["all"],
                    choices=[*PARTS, *EXTRA_PARTS, "all", "report"],
-                   help="what to run (default: all = latency indexing scale pgscale peers)")
+                   help="what to run (default: all = goals latency indexing scale pgscale peers)")
     p.add_argument("--requests", type=int, default=600, help="timed requests per latency path")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients for throughput")
     p.add_argument("--throughput-requests", type=int, default=800,

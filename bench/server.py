@@ -40,6 +40,13 @@ class Server:
         self._process: subprocess.Popen[bytes] | None = None
         self._log = settings.data_dir / "server.log"
 
+    @property
+    def pid(self) -> int:
+        """Process id of the running server."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
     def __enter__(self) -> Server:
         env = {**os.environ, **self.extra_env,
                "COLLAB_QA_CORPUS_DIR": str(self.settings.corpus_dir),
