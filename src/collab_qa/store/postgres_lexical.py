@@ -92,7 +92,7 @@ def top_k(counts: Mapping[str, int], k: int,
         score: The exact BM25 scores of passages (all of them hold a query token).
     """
     postings = _Postings(counts)
-    read, wanted = 0, -(-INITIAL_POSTINGS * k // POSTING_BLOCK)
+    read, wanted = 0, min(MAX_POSTING_BLOCKS, -(-INITIAL_POSTINGS * k // POSTING_BLOCK))
     while True:  # read blocks until no unseen passage can beat the k-th lower bound
         postings.add(read_blocks(read, wanted))
         read = wanted
