@@ -2,11 +2,11 @@
 a throwaway Postgres with pgvector (pgserver) and in the local folder's indexes.
 
 For each size: the database build through the product's writer (COPY, HNSW, BM25
-statistics, one transaction), p50/p95 of hybrid search through the product's Searcher, dense
-recall@10 against exact search, the database's size, the postgres processes' memory, and
-``EXPLAIN`` of the dense query (it must use the HNSW index with the version filter). The local
-side is ``bench.scale``'s product index (ivf_sq8 from 50k chunks on, flat below), built and
-searched in child processes as there.
+statistics and impact-ordered postings, one transaction), p50/p95 of hybrid search through
+the product's Searcher, dense recall@10 against exact search, the database's size, the
+postgres processes' memory, and ``EXPLAIN`` of the dense query (it must use the HNSW index
+with the version filter). The local side is ``bench.scale``'s product index (ivf_sq8 from
+50k chunks on, flat below), built and searched in child processes as there.
 """
 
 from __future__ import annotations
@@ -228,12 +228,13 @@ def render(result: dict[str, Any]) -> str:
                   "HNSW in plan"],
                  rows) + (
         "\nSame data as the Scale part. Build: the local folder's dense and BM25 indexes; for "
-        "Postgres the product's writer (COPY, HNSW built in one go, BM25 statistics, one "
-        "transaction) with maintenance_work_mem 2GB. Searches go through the product's "
-        "Searcher over loopback; dense recall@10 is against exact search. The database's "
-        "memory is the sum of its processes' PSS after the queries. Hybrid search in Postgres is "
-        "dominated by the lexical query: BM25 computed in SQL from each matching passage's "
-        "tsvector, and a query of common words matches most passages (see SCALING.md).\n")
+        "Postgres the product's writer (COPY, HNSW built in one go, BM25 statistics and "
+        "postings, one transaction) with maintenance_work_mem 2GB. Searches go through the "
+        "product's Searcher over loopback; dense recall@10 is against exact search. The database's "
+        "memory is the sum of its processes' PSS after the queries. The lexical half of hybrid "
+        "search in Postgres reads impact-ordered postings (each word's passages by BM25 "
+        "contribution, in blocks) until no unread passage can enter the top k, then scores "
+        "the remaining candidates exactly (see SCALING.md).\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.postgres_lexical import PostingRow, top_k
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # bm25s' defaults, which the local folder's BM25 uses.
@@ -197,6 +198,14 @@ def read_current_version(connection: psycopg.Connection[Any]) -> int | None:
     return None if row is None else int(row[0])
 
 
+def _has_postings(connection: psycopg.Connection[Any], version_id: int) -> bool:
+    table = connection.execute("SELECT to_regclass('collab_qa.version_postings')").fetchone()
+    if table is None or table[0] is None:
+        return False
+    return connection.execute("SELECT EXISTS (SELECT 1 FROM collab_qa.version_postings "
+                              "WHERE version_id = %s)", (version_id,)).fetchone() == (True,)
+
+
 def _tsquery(terms: Sequence[str]) -> str:
     """An OR of the exact lexemes (no parsing, no stemming: they are analysed already)."""
     return " | ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
@@ -221,6 +230,15 @@ WHERE c.lexemes @@ %(match)s::tsquery {where}
 GROUP BY vc.position
 ORDER BY score DESC
 {limit}
+"""
+
+_POSTINGS_SQL = """
+SELECT p.term, t.df, p.block, p.positions, p.contributions
+FROM collab_qa.version_postings p
+JOIN collab_qa.version_terms t ON t.version_id = p.version_id AND t.term = p.term
+WHERE p.version_id = %(version)s AND p.term = ANY(%(terms)s)
+  AND p.block >= %(first)s AND p.block < %(last)s
+ORDER BY p.term, p.block
 """
 
 _DENSE_SQL = """
@@ -254,6 +272,9 @@ class PostgresStore(TableLookups):
         self.dimension = int(manifest["model"]["dimension"])
         # The rows of documents each document's text and passages are kept in.
         self.content_ids: dict[str, str] = {}
+        # False for a version built before the postings existed: its lexical search scores
+        # every matching passage.
+        self.has_postings = True
         self._table = ChunkTable(chunks, documents, manifest)
 
     # ------------------------------------------------------------------ loading
@@ -325,6 +346,7 @@ class PostgresStore(TableLookups):
         }
         store = cls(database, version_id, manifest, documents, chunks, float(average_length))
         store.content_ids = {row[0]: row[5] for row in rows}
+        store.has_postings = _has_postings(connection, version_id)
         return store
 
     def refresh(self) -> PostgresStore:
@@ -391,9 +413,23 @@ class PostgresStore(TableLookups):
     def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        positions, scores = _arrays(self._lexical(query, None, k))
+        counts = Counter(query_tokens(query))
+        rows = None if not self.has_postings else top_k(
+            counts, k, lambda first, last: self._postings(counts, first, last),
+            lambda positions: self._lexical(query, np.array(positions), None))
+        if rows is None:
+            rows = self._lexical(query, None, k)
+        positions, scores = _arrays(rows)
         keep = scores > 0
         return positions[keep], scores[keep]
+
+    def _postings(self, counts: Counter[str], first: int, last: int) -> list[PostingRow]:
+        if not counts:
+            return []
+        with self.database.pooled() as connection:
+            return connection.execute(_POSTINGS_SQL, {
+                "version": self.version_id, "terms": list(counts), "first": first,
+                "last": last}).fetchall()
 
     def lexical_scores(self, query: str, positions: np.ndarray) -> np.ndarray:
         if len(positions) == 0:

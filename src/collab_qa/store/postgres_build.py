@@ -33,7 +33,15 @@ from collab_qa.index import BuildReport, build_into
 from collab_qa.settings import Settings
 from collab_qa.store import DocumentRecord, IndexStore
 from collab_qa.store.local import FORMAT_VERSION
-from collab_qa.store.postgres import VERSION_CHANNEL, Database, PostgresStore, describe_database
+from collab_qa.store.postgres import (
+    BM25_B,
+    BM25_K1,
+    VERSION_CHANNEL,
+    Database,
+    PostgresStore,
+    describe_database,
+)
+from collab_qa.store.postgres_lexical import POSTING_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,8 @@ KEEP_VERSIONS = 2
 # to this many occurrences.
 MAX_TERM_FREQUENCY = 255
 LOCK_POLL_SECONDS = 0.1
+# Memory for sorting a version's postings by contribution in one go.
+POSTINGS_WORK_MEM = "256MB"
 
 
 class PostgresBackend:
@@ -122,7 +132,7 @@ class PostgresWriter:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **facts,
             "dense_index": "pgvector HNSW (cosine)",
-            "lexical_index": "tsvector (GIN) with BM25 statistics",
+            "lexical_index": "tsvector (GIN) with BM25 statistics and impact-ordered postings",
             "documents": {r.id: {"sha256": r.sha256, "title": r.title,
                                  "chunk_ids": list(r.chunk_ids)} for r in self.records},
             "totals": {"documents": len(self.records),
@@ -240,10 +250,46 @@ def _write_version(connection: psycopg.Connection[Any], manifest: dict[str, Any]
         "UPDATE collab_qa.versions SET average_length = coalesce((SELECT avg(c.token_count) "
         "FROM collab_qa.version_chunks vc JOIN collab_qa.chunks c ON c.chunk_key = vc.chunk_key "
         "WHERE vc.version_id = %s), 1) WHERE version_id = %s", (version_id, version_id))
+    _write_postings(connection, version_id)
     connection.execute(
         "INSERT INTO collab_qa.current_version (only_row, version_id) VALUES (true, %s) "
         "ON CONFLICT (only_row) DO UPDATE SET version_id = excluded.version_id", (version_id,))
     connection.execute("SELECT pg_notify(%s, %s)", (VERSION_CHANNEL, manifest["version"]))
+
+
+_POSTINGS_SQL = """
+INSERT INTO collab_qa.version_postings (version_id, term, block, positions, contributions)
+SELECT %(version)s, term, (rank - 1) / %(block)s, array_agg(position ORDER BY rank),
+       array_agg(contribution ORDER BY rank)
+FROM (
+    SELECT term, position, contribution,
+           row_number() OVER (PARTITION BY term ORDER BY contribution DESC, position) AS rank
+    FROM (
+        SELECT u.lexeme AS term, vc.position,
+               (ln(1 + (v.chunk_count - t.df + 0.5) / (t.df + 0.5)) * cardinality(u.positions)
+                / (cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * c.token_count
+                                                         / v.average_length)))::real
+               AS contribution
+        FROM collab_qa.versions v
+        JOIN collab_qa.version_chunks vc ON vc.version_id = v.version_id
+        JOIN collab_qa.chunks c ON c.chunk_key = vc.chunk_key
+        CROSS JOIN LATERAL unnest(c.lexemes) AS u(lexeme, positions, weights)
+        JOIN collab_qa.version_terms t ON t.version_id = v.version_id AND t.term = u.lexeme
+        WHERE v.version_id = %(version)s
+    ) scored
+) ranked
+GROUP BY term, (rank - 1) / %(block)s
+"""
+
+
+def _write_postings(connection: psycopg.Connection[Any], version_id: int) -> None:
+    """Write the version's impact-ordered postings (after its statistics)."""
+    # The planner must see this transaction's rows: planned as empty, the join of a large
+    # version runs for many minutes.
+    connection.execute("ANALYZE collab_qa.version_chunks, collab_qa.version_terms")
+    connection.execute(f"SET LOCAL work_mem = '{POSTINGS_WORK_MEM}'")
+    connection.execute(_POSTINGS_SQL, {"version": version_id, "block": POSTING_BLOCK,
+                                       "k1": BM25_K1, "b": BM25_B})
 
 
 def _remove_old_versions(connection: psycopg.Connection[Any]) -> None:

@@ -79,6 +79,20 @@ CREATE TABLE IF NOT EXISTS collab_qa.version_terms (
     PRIMARY KEY (version_id, term)
 );
 
+-- Impact-ordered postings of a version: each token's passages with their BM25 contribution
+-- (idf times the term-frequency part, exact for the version's statistics), in descending
+-- order, cut into blocks of POSTING_BLOCK; block 0 holds the highest contributions. A lexical
+-- search reads the first blocks of its tokens and stops once no unread passage can enter the
+-- top k.
+CREATE TABLE IF NOT EXISTS collab_qa.version_postings (
+    version_id bigint NOT NULL REFERENCES collab_qa.versions ON DELETE CASCADE,
+    term text NOT NULL,
+    block integer NOT NULL,
+    positions integer[] NOT NULL,
+    contributions real[] NOT NULL,
+    PRIMARY KEY (version_id, term, block)
+);
+
 -- The served version: one row, switched in the build's transaction.
 CREATE TABLE IF NOT EXISTS collab_qa.current_version (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
