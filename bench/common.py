@@ -190,3 +190,19 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> s
 
 def show(text: str) -> None:
     print(text, flush=True)
+
+
+def run_child(command: list[str], timeout: float) -> dict[str, Any]:
+    """Run a bench step in its own process; its last stdout line is its JSON result (or an
+    ``error`` entry saying why it failed or that it timed out)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

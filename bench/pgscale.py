@@ -15,7 +15,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import CACHE, show, summary_ms, table, write_result
+from bench.common import CACHE, run_child, show, summary_ms, table, write_result
 from bench.scale import DIM, _child, _FixedEmbedder, _read_texts, folder
 
 PER_DOCUMENT = 100  # synthetic chunks per synthetic document
@@ -162,15 +161,7 @@ def step_postgres(size: int, queries: int) -> dict[str, Any]:
 
 def _pg_child(size: int, queries: int, timeout: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.pgscale", str(size), str(queries)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(command, timeout)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

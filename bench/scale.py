@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import CACHE, percentile, show, summary_ms, table, write_result
+from bench.common import CACHE, percentile, run_child, show, summary_ms, table, write_result
 
 DIM = 384
 CENTRES = 1000
@@ -269,15 +268,9 @@ def _disk_mb(path: Path) -> float:
 def _child(step: str, size: int, kind: str, queries: int, timeout: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.scale", step, str(size), kind, str(queries)]
     started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    result = run_child(command, timeout)
+    if "error" not in result:
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
