@@ -61,6 +61,12 @@ def holds_date(text: str) -> bool:
     return bool(DATE.search(text) or re.search(rf"\b{YEAR}\b", text))
 
 
+def dates_event(text: str, kind: str) -> bool:
+    """Whether a sentence of the text dates an event of this kind ("signed on …")."""
+    return any(holds_date(sentence) and event_kind(sentence) == kind
+               for sentence in (text[a:b] for a, b in sentence_spans(text)))
+
+
 def holds_type(text: str, kind: str) -> bool:
     """Whether a passage holds a thing of the kind (a date, a number, a phone, an email)."""
     if kind == "date":
