@@ -13,18 +13,18 @@ from collab_qa.answer import answer_question, search_passages
 from collab_qa.chunking import Chunk
 from collab_qa.confidence import (
     asks_named_person,
-    is_placeholder_passage,
     missing_answer_type,
     rests_on_unknown_name,
 )
 from collab_qa.conflicts import dated_statements, same_event
 from collab_qa.contacts import Contact, extract_contacts
+from collab_qa.documents import filler_lines, is_filler
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.facts import dates_event, sentence_spans
 from collab_qa.hits import Hit
 from collab_qa.lead import best_sentence
 from collab_qa.query import asked_types, asks_for_contact, is_follow_up, resolve_query
-from collab_qa.rerank import by_answer_type
+from collab_qa.rerank import by_answer_type, is_placeholder_passage, placeholders_last
 from collab_qa.search import Searcher
 from tests.conftest import build
 
@@ -108,6 +108,20 @@ def test_placeholder_sections_say_nothing() -> None:
     assert not is_placeholder_passage(hit("KI\n\nKomplettera med text\n\nYou need to be "
                                            "aware of conflicts of interest."))
     assert not is_placeholder_passage(BIOBANK)
+
+
+def test_short_lines_a_template_repeats_are_filler() -> None:
+    lines = ["Read more", "Intro", "- Read more", "Read more", "Opened 2021", "Opened 2021",
+             "Opened 2021", "A longer line that says something real", *["A longer line that "
+             "says something real"] * 3]
+    fillers = filler_lines(lines)
+    assert fillers == {"read more"}
+    assert is_filler("News - Read more", fillers) and not is_filler("Intro", fillers)
+    section = hit("Contact\n\nRead more\n\nRead more", heading=("Contact",))
+    assert not is_placeholder_passage(section)
+    assert is_placeholder_passage(section, fillers)
+    answer = hit("The office answers questions on grants.")
+    assert placeholders_last([section, answer], fillers) == [answer, section]
 
 
 def test_answer_types() -> None:

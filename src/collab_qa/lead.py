@@ -11,6 +11,7 @@ import numpy as np
 from collab_qa import lang
 from collab_qa.analysis import TermStats, content_tokens, text_tokens
 from collab_qa.chunking import embedding_text
+from collab_qa.documents import is_filler, is_placeholder
 from collab_qa.facts import DATE, EMAIL, YEAR, holds_contact, phones, sentence_spans
 from collab_qa.hits import Hit
 from collab_qa.query import ASKS_CONTACT, ASKS_DATE, ASKS_EMAIL, ASKS_NUMBER, ASKS_PHONE, Query
@@ -91,7 +92,9 @@ def best_sentence(query: Query, hit: Hit, stats: TermStats,
     text = hit.text
     spans = sentence_spans(text) or [(0, len(text))]
     headings = {h.strip() for h in hit.chunk.heading_path} | {hit.title.strip()}
-    body = [(a, b) for a, b in spans if text[a:b] not in headings] or spans
+    body = [(a, b) for a, b in spans if text[a:b] not in headings
+            and not is_placeholder(text[a:b]) and not is_filler(text[a:b], stats.fillers)
+            ] or spans
     sentences = [text[a:b] for a, b in body]
     weights = _sentence_weights(query, hit, stats)
     closeness = np.array([coverage(weights, set(tokens)) for tokens in content_tokens(sentences)])
