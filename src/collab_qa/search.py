@@ -41,6 +41,14 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low)
 
 
+def _spread(values: np.ndarray) -> np.ndarray:
+    """``values`` mapped onto 0..1 from their own lowest to their highest."""
+    if not len(values):
+        return values
+    low, high = float(values.min()), float(values.max())
+    return np.zeros_like(values) if high - low < 1e-9 else (values - low) / (high - low)
+
+
 class Searcher:
     """Searches one loaded index with one embedder; both are loaded once by the caller."""
 
@@ -127,12 +135,15 @@ class Searcher:
               lexical: np.ndarray) -> np.ndarray:
         """Hybrid scores: min-max normalised dense and BM25 scores, weighted. BM25 cannot
         match across languages, so a passage in the other language than the question's
-        is scored by its dense score alone and is not buried for lacking shared words."""
+        takes its dense score, spread over 0..1 of the candidates as BM25's scores are, in
+        BM25's place: it is not buried for lacking shared words, nor lifted over every
+        passage that shares them (one question's cosines sit close together, near the
+        top of the scale)."""
         dense_part, lexical_part = _min_max(dense), _min_max(lexical)
         if self.cross_language_dense and query.language:
             other = np.array([passage_language(chunk.text) not in ("", query.language)
                               for chunk in chunks], dtype=bool)
-            lexical_part = np.where(other, dense_part, lexical_part)
+            lexical_part = np.where(other, _spread(dense), lexical_part)
         return (self.dense_weight * dense_part
                 + (1 - self.dense_weight) * lexical_part).astype(np.float32)
 
