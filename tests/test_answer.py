@@ -316,3 +316,12 @@ class CountingEmbedder(FakeEmbedder):
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         self.calls += 1
         return super().encode(texts, progress=progress)
+
+
+def test_how_do_i_leads_with_where_to_turn() -> None:
+    passage = hit("Most companies value a partnership that lasts for many years. "
+                  "Help with a partnership is provided by the Partner Office (PO).")
+    stats = TermStats.from_passages([(passage.chunk.id, passage.text)])
+    for question, lead in (("How do I set up a partnership?", "Partner Office"),
+                           ("What is a good partnership?", "many years")):
+        assert lead in best_sentence(resolve_query(question), passage, stats)[0]

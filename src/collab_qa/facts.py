@@ -75,6 +75,8 @@ def holds_type(text: str, kind: str) -> bool:
         return bool(_NUMBER.search(text))
     if kind == "phone":
         return bool(phones(text))
+    if kind == "way":
+        return points_to_help(text)
     return bool(EMAIL.search(text))
 
 
@@ -125,6 +127,13 @@ PROVIDED_BY = re.compile(
     rf"\b(?:{lang.alternation('provided_by')})\s+(?:the\s+)?"
     r"(?P<unit>(?:[A-Z][\w&-]*\s+){1,5}(?:\([A-Z]{2,}\))?)"
 )
+
+
+def points_to_help(text: str) -> bool:
+    """Whether a text names where to turn: a unit to contact or that provides the support,
+    an email or a phone number."""
+    return bool(CONTACT_UNIT.search(text) or PROVIDED_BY.search(text) or EMAIL.search(text)
+                or phones(text))
 
 
 def holds_contact(sentence: str) -> bool:

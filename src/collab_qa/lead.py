@@ -12,9 +12,25 @@ from collab_qa import lang
 from collab_qa.analysis import TermStats, content_tokens, text_tokens
 from collab_qa.chunking import embedding_text
 from collab_qa.documents import is_filler, is_placeholder
-from collab_qa.facts import DATE, EMAIL, YEAR, holds_contact, phones, sentence_spans
+from collab_qa.facts import (
+    DATE,
+    EMAIL,
+    YEAR,
+    holds_contact,
+    phones,
+    points_to_help,
+    sentence_spans,
+)
 from collab_qa.hits import Hit
-from collab_qa.query import ASKS_CONTACT, ASKS_DATE, ASKS_EMAIL, ASKS_NUMBER, ASKS_PHONE, Query
+from collab_qa.query import (
+    ASKS_CONTACT,
+    ASKS_DATE,
+    ASKS_EMAIL,
+    ASKS_NUMBER,
+    ASKS_PHONE,
+    ASKS_WAY,
+    Query,
+)
 
 #: The cosine of each sentence with the question, for a passage read across languages.
 SentenceMeaning = Callable[[Sequence[str]], np.ndarray]
@@ -39,8 +55,9 @@ def coverage(query_weights: dict[str, float], tokens: Set[str]) -> float:
 
 
 def _sentence_bonus(sentence: str, question: str) -> float:
-    """Extra score for a sentence that holds the kind of thing the question asks for, and a
-    penalty for fragments (a lead-in "… within:" or a few words without a verb)."""
+    """Extra score for a sentence that holds the kind of thing the question asks for (for
+    "how do I …?", where to turn), and a penalty for fragments (a lead-in "… within:" or a
+    few words without a verb)."""
     bonus = 0.0
     if ASKS_DATE.search(question) and (DATE.search(sentence) or re.search(YEAR, sentence)):
         bonus += 0.25
@@ -50,7 +67,8 @@ def _sentence_bonus(sentence: str, question: str) -> float:
         bonus += 0.4
     if ASKS_EMAIL.search(question) and EMAIL.search(sentence):
         bonus += 0.4
-    if ASKS_CONTACT.search(question) and holds_contact(sentence):
+    if ((ASKS_CONTACT.search(question) and holds_contact(sentence))
+            or (ASKS_WAY.search(question) and points_to_help(sentence))):
         bonus += 0.3
     if sentence.rstrip().endswith(":"):
         bonus -= 0.3
