@@ -61,6 +61,12 @@ def holds_date(text: str) -> bool:
     return bool(DATE.search(text) or re.search(rf"\b{YEAR}\b", text))
 
 
+def dates_event(text: str, kind: str) -> bool:
+    """Whether a sentence of the text dates an event of this kind ("signed on …")."""
+    return any(holds_date(sentence) and event_kind(sentence) == kind
+               for sentence in (text[a:b] for a, b in sentence_spans(text)))
+
+
 def holds_type(text: str, kind: str) -> bool:
     """Whether a passage holds a thing of the kind (a date, a number, a phone, an email)."""
     if kind == "date":
@@ -69,6 +75,8 @@ def holds_type(text: str, kind: str) -> bool:
         return bool(_NUMBER.search(text))
     if kind == "phone":
         return bool(phones(text))
+    if kind == "way":
+        return points_to_help(text)
     return bool(EMAIL.search(text))
 
 
@@ -119,6 +127,13 @@ PROVIDED_BY = re.compile(
     rf"\b(?:{lang.alternation('provided_by')})\s+(?:the\s+)?"
     r"(?P<unit>(?:[A-Z][\w&-]*\s+){1,5}(?:\([A-Z]{2,}\))?)"
 )
+
+
+def points_to_help(text: str) -> bool:
+    """Whether a text names where to turn: a unit to contact or that provides the support,
+    an email or a phone number."""
+    return bool(CONTACT_UNIT.search(text) or PROVIDED_BY.search(text) or EMAIL.search(text)
+                or phones(text))
 
 
 def holds_contact(sentence: str) -> bool:
