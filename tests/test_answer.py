@@ -91,6 +91,14 @@ def test_sentences_keep_emails_whole_and_join_a_name_with_its_role() -> None:
     assert "Isabella Palomba Rydén\n\nInternational Coordinator" in profile
 
 
+def test_a_sentence_broken_across_paragraphs_is_one() -> None:
+    text = ("Partners come from Wales (Cardiff University)\n\nin the Tidewater project, with "
+            "new equipment.\n\nThe end.\nnext line after a stop")
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Partners come from Wales (Cardiff University)\n\nin the Tidewater project, with new "
+        "equipment.", "The end.", "next line after a stop"]
+
+
 def test_dated_statements_take_the_publication_year() -> None:
     swedish = hit("Avtalet - ett så kallat Memorandum of Understanding (MoU) - signerades den "
                   "17 oktober under World Health Summit.")

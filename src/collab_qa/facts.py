@@ -83,9 +83,10 @@ def holds_type(text: str, kind: str) -> bool:
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of the sentences of a passage: lines, cut after . ! ? before a capital.
 
-    Emails, decimals and abbreviations inside a sentence stay whole. A name on its own line
-    followed by a role line (a profile box: the name, then "International Coordinator") is
-    one span, so the name and the role are shown together."""
+    Emails, decimals and abbreviations inside a sentence stay whole. A sentence broken
+    across lines (the next line starts in lower case) is one span, and so is a name on its
+    own line followed by a role line (a profile box: the name, then "International
+    Coordinator"), so the name and the role are shown together."""
     spans: list[tuple[int, int]] = []
     offset = 0
     for line in text.split("\n"):
@@ -102,12 +103,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         offset += len(line) + 1
     merged: list[tuple[int, int]] = []
     for span in spans:
-        if merged and PERSON_LINE.match(text[slice(*merged[-1])]) and ROLE_LINE.match(
-                text[slice(*span)]) and "\n" in text[merged[-1][1]:span[0]]:
+        if merged and "\n" in text[merged[-1][1]:span[0]] and (
+                _continues(text[slice(*merged[-1])], text[slice(*span)])
+                or (PERSON_LINE.match(text[slice(*merged[-1])])
+                    and ROLE_LINE.match(text[slice(*span)]))):
             merged[-1] = (merged[-1][0], span[1])
         else:
             merged.append(span)
     return merged
+
+
+def _continues(previous: str, line: str) -> bool:
+    """A line that starts in lower case after one that ends without a stop carries on its
+    sentence (a sentence broken across lines or paragraphs)."""
+    return line[:1].islower() and previous[-1:] not in ".!?:;"
 
 
 ROLE_COLON_NAME = re.compile(
