@@ -17,9 +17,9 @@ from collab_qa.facts import (
     NAME_COMMA_ROLE,
     PERSON_LINE,
     PROVIDED_BY,
-    ROLE_COLON_NAME,
     ROLE_LINE,
     phones,
+    role_colon_names,
     sentence_spans,
 )
 from collab_qa.hits import Hit
@@ -104,8 +104,7 @@ def _people_in(sentence: str) -> list[tuple[str, str | None]]:
     found: list[tuple[str, str | None]] = []
     # Cheap guards first: the patterns below backtrack and cost a millisecond a passage.
     lowered = sentence.lower()
-    if ":" in sentence:
-        found += [(m.group("name"), m.group("role")) for m in ROLE_COLON_NAME.finditer(sentence)]
+    found += [(m.group("name"), m.group("role")) for m in role_colon_names(sentence)]
     if "," in sentence:
         found += [(m.group("name"), m.group("role")) for m in NAME_COMMA_ROLE.finditer(sentence)]
     units = []
