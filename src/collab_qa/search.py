@@ -84,6 +84,9 @@ class Searcher:
         ahead = (_LEXICAL_AHEAD.submit(store.lexical_search, query.text, pool) if wants_lexical
                  else None)
         vector = self.embedder.encode_query(query.text)
+        # A vector from the query cache comes back before the helper has started: then the
+        # lexical search is done here, without the two threads taking turns.
+        inline = ahead is not None and ahead.cancel()
         best_ids, best_scores = store.dense_search(vector, 1)
         best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
                       if len(best_ids) else (None, 0.0))
@@ -91,8 +94,7 @@ class Searcher:
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in store.dense_search(vector, pool)[0])
         if ahead is not None:
-            found = (store.lexical_search(query.text, pool) if ahead.cancel()
-                     else ahead.result())
+            found = store.lexical_search(query.text, pool) if inline else ahead.result()
             candidates.update(int(i) for i in found[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
         dense = (store.dense_scores(vector, ids) if mode != "lexical"
