@@ -246,3 +246,16 @@ def test_a_signing_and_a_start_date_are_no_conflict(tmp_path: Path) -> None:
     answer = answer_question(searcher, "When was the agreement with Zephyrion signed?",
                              k=10, abstain_below=-10)
     assert answer.conflicts == []
+
+
+def test_role_colon_names_finds_what_the_pattern_finds() -> None:
+    from collab_qa.facts import ROLE_COLON_NAME, role_colon_names
+
+    sentences = ["Coordinator: Anna Berg", "International coordinator : Erik Lund, phone",
+                 "Contact person: Maria Svensson and Head of unit: Per Olsson",
+                 "Vision: Better health for all", "Ett exempel: EU:s projekt", "no colon here",
+                 "KI: Current research collaboration with other companies", ":", ""]
+    for sentence in sentences:
+        expected = [(m.span(), m.groups()) for m in ROLE_COLON_NAME.finditer(sentence)]
+        assert [(m.span(), m.groups()) for m in role_colon_names(sentence)] == expected
+    assert role_colon_names("KI operational delegate: Anna Berg")[0].group("name") == "Anna Berg"
