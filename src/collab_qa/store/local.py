@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -66,7 +66,7 @@ class LexicalIndex:
         # added later, and each name in it twice by the name boost: the last few queries'
         # scores are kept (read-only), within a bound on their memory.
         kept = max(2, min(64, RECENT_SCORES_BYTES // (4 * max(self.size, 1))))
-        self._recent_scores = lru_cache(maxsize=kept)(self._scores)
+        self._recent_scores = lru_cache(maxsize=kept)(partial(_bm25_scores, retriever, self.size))
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
@@ -101,15 +101,15 @@ class LexicalIndex:
         read-only."""
         return self._recent_scores(query)
 
-    def _scores(self, query: str) -> np.ndarray:
-        retriever = self._retriever
-        ids = [] if retriever is None else retriever.get_tokens_ids(query_tokens(query))
-        if retriever is None or not ids:
-            scores = np.zeros(self.size, dtype=np.float32)
-        else:
-            scores = np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)
-        scores.setflags(write=False)
-        return scores
+
+def _bm25_scores(retriever: Any | None, size: int, query: str) -> np.ndarray:
+    ids = [] if retriever is None else retriever.get_tokens_ids(query_tokens(query))
+    if retriever is None or not ids:
+        scores = np.zeros(size, dtype=np.float32)
+    else:
+        scores = np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)
+    scores.setflags(write=False)
+    return scores
 
 
 def top_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
