@@ -95,13 +95,17 @@ def first_sight(server: Any, embedder: Any, texts: list[str]) -> dict[str, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60.0)
 
     def post(text: str) -> dict[str, Any]:
-        connection.request("POST", "/api/ask", json.dumps({"question": text}),
-                           {"content-type": "application/json"})
+        body, headers = json.dumps({"question": text}), {"content-type": "application/json"}
+        try:
+            connection.request("POST", "/api/ask", body, headers)
+        except (BrokenPipeError, ConnectionResetError):  # an idle keep-alive connection closed
+            connection.close()  # before the server read anything: send it again
+            connection.request("POST", "/api/ask", body, headers)
         response = connection.getresponse()
-        body = response.read()
+        answer = response.read()
         if response.status != 200:
-            raise RuntimeError(f"/api/ask answered {response.status}: {body[:200]!r}")
-        return dict(json.loads(body))
+            raise RuntimeError(f"/api/ask answered {response.status}: {answer[:200]!r}")
+        return dict(json.loads(answer))
 
     try:
         for text in WARM_UP_QUESTIONS:
