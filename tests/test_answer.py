@@ -333,3 +333,16 @@ def test_how_do_i_leads_with_where_to_turn() -> None:
     for question, lead in (("How do I set up a partnership?", "Partner Office"),
                            ("What is a good partnership?", "many years")):
         assert lead in best_sentence(resolve_query(question), passage, stats)[0]
+
+
+def test_role_colon_names_finds_what_the_pattern_finds() -> None:
+    from collab_qa.facts import ROLE_COLON_NAME, role_colon_names
+
+    sentences = ["Coordinator: Anna Berg", "International coordinator : Erik Lund, phone",
+                 "Contact person: Maria Svensson and Head of unit: Per Olsson",
+                 "Vision: Better health for all", "Ett exempel: EU:s projekt", "no colon here",
+                 "KI: Current research collaboration with other companies", ":", ""]
+    for sentence in sentences:
+        expected = [(m.span(), m.groups()) for m in ROLE_COLON_NAME.finditer(sentence)]
+        assert [(m.span(), m.groups()) for m in role_colon_names(sentence)] == expected
+    assert role_colon_names("KI operational delegate: Anna Berg")[0].group("name") == "Anna Berg"

@@ -129,3 +129,36 @@ def test_a_passage_in_the_other_language_takes_its_spread_dense_score(
     weight = searcher.dense_weight
     assert scores[1] == pytest.approx(weight * 0.80 / 0.85)
     assert scores[1] < scores[2] < scores[0] == pytest.approx(1.0)
+
+
+def _bm25s_tokens(texts: list[str], language: str) -> list[list[str]]:
+    import bm25s
+
+    from collab_qa import analysis
+
+    tokenized = bm25s.tokenize(
+        [analysis._common_numbers(analysis.fold_accents(text)) for text in texts],
+        stopwords=list(analysis._stopwords()), stemmer=analysis._stemmer(language),
+        return_ids=False, show_progress=False)
+    return [list(tokens) for tokens in tokenized]
+
+
+@pytest.mark.parametrize("language", ["en", "sv"])
+def test_tokens_are_those_bm25s_tokenize_gives(language: str) -> None:
+    from collab_qa.analysis import _tokenize
+    from tests.conftest import CORPUS
+
+    texts = [line for path in sorted(CORPUS.iterdir()) if path.is_file()
+             for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    texts += ["", "a", "Café CAFÉ cafe", "ﬁve İstanbul straße ΣΊΣΥΦΟΣ", "KM-4 2.7 17 oktober",
+              "fyra 4 four, 7 sju", "e-mail: x_y@ki.se +46 8 524 800 00", "日本語 ok ü"]
+    assert _tokenize(texts, language) == _bm25s_tokens(texts, language)
+    assert [_tokenize([text], language)[0] for text in texts] == _bm25s_tokens(texts, language)
+
+
+def test_a_query_is_scored_once_and_its_scores_cannot_change(searcher: Searcher) -> None:
+    lexical = searcher.index.lexical  # type: ignore[attr-defined]
+    scores = lexical.scores("biobank samples")
+    assert scores is lexical.scores("biobank samples")
+    assert scores.max() > 0 and not scores.flags.writeable
+    assert lexical.scores("biobank").tolist() != scores.tolist()

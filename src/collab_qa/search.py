@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+# Lexical search needs no vector, so it runs here while the question is encoded (the
+# models' engines release the GIL); when no thread of it is free by the time the vector is
+# ready, the request's own thread does it.
+_LEXICAL_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical-search")
 #: Passages whose sentence vectors are kept (a passage has a handful of sentences).
 SENTENCE_CACHE_PASSAGES = 4096
 
@@ -86,17 +91,24 @@ class Searcher:
     def retrieve(self, query: Query, k: int, mode: str) -> Retrieval:
         """The candidate passages of a query with their dense, lexical and fused scores."""
         store = self.index
+        total = len(store.chunks)
+        pool = min(total, max(4 * k, 40))
+        wants_lexical = total > 0 and mode in ("hybrid", "lexical")
+        ahead = (_LEXICAL_AHEAD.submit(store.lexical_search, query.text, pool) if wants_lexical
+                 else None)
         vector = self.embedder.encode_query(query.text)
+        # A vector from the query cache comes back before the helper has started: then the
+        # lexical search is done here, without the two threads taking turns.
+        inline = ahead is not None and ahead.cancel()
         best_ids, best_scores = store.dense_search(vector, 1)
         best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
                       if len(best_ids) else (None, 0.0))
-        total = len(store.chunks)
-        pool = min(total, max(4 * k, 40))
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in store.dense_search(vector, pool)[0])
-        if total and mode in ("hybrid", "lexical"):
-            candidates.update(int(i) for i in store.lexical_search(query.text, pool)[0])
+        if ahead is not None:
+            found = store.lexical_search(query.text, pool) if inline else ahead.result()
+            candidates.update(int(i) for i in found[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
         dense = (store.dense_scores(vector, ids) if mode != "lexical"
                  else np.zeros(len(ids), dtype=np.float32))
