@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from collab_qa.analysis import TermStats
@@ -284,46 +282,6 @@ def test_a_date_of_the_event_asked_about_comes_first() -> None:
     assert by_answer_type(kinds, [plain, started], "signed") == [started, plain]
     assert dates_event("It was renewed in May 2018.", "renewed")
     assert not dates_event("It was renewed. It began in 2013.", "renewed")
-
-
-def test_a_passage_in_the_other_language_is_read_by_meaning(tmp_path: Path) -> None:
-    passage = hit("Arbetet inleddes för några år sedan i Lund. Målet är en bättre vård för alla.")
-    query = resolve_query("What is the aim of the work?")
-    stats = TermStats.from_passages([(passage.chunk.id, passage.text)])
-    assert "Lund" in best_sentence(query, passage, stats)[0]  # no word is shared
-
-    def meaning(sentences: Sequence[str]) -> np.ndarray:
-        return np.array([0.7 if "Målet" in s else 0.6 for s in sentences])
-
-    assert "Målet" in best_sentence(query, passage, stats, meaning)[0]
-
-
-def test_sentence_vectors_are_encoded_once_per_passage(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text("A page\n\nFirst sentence here. Second one there.\n",
-                                  encoding="utf-8")
-    embedder = CountingEmbedder()
-    searcher = Searcher(build(corpus, tmp_path / "index", embedder), embedder)
-    chunk = searcher.index.chunks[0]
-    sentences = ["First sentence here.", "Second one there."]
-    vector = embedder.encode_query("which sentence?")
-    first = searcher.sentence_similarity(vector, chunk.id, sentences)
-    calls = embedder.calls
-    again = searcher.sentence_similarity(vector, chunk.id, sentences)
-    assert embedder.calls == calls and np.allclose(first, again) and first.shape == (2,)
-
-
-class CountingEmbedder(FakeEmbedder):
-    """The fake embedder, counting how often passages are encoded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        self.calls += 1
-        return super().encode(texts, progress=progress)
 
 
 def test_how_do_i_leads_with_where_to_turn() -> None:

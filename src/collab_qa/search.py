@@ -9,8 +9,6 @@ and cuts what is retrieved here.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,8 +29,6 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 # models' engines release the GIL); when no thread of it is free by the time the vector is
 # ready, the request's own thread does it.
 _LEXICAL_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical-search")
-#: Passages whose sentence vectors are kept (a passage has a handful of sentences).
-SENTENCE_CACHE_PASSAGES = 4096
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -69,7 +65,6 @@ class Searcher:
         self.cross_language_dense = calibration.cross_language_dense
         self.max_question_chars = max_question_chars
         self.max_k = max_k
-        self._sentence_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def validate(self, question: str, k: int, mode: str) -> str:
         """Return the stripped question, or raise QuestionError with a sentence."""
@@ -127,21 +122,6 @@ class Searcher:
         return Retrieval(query, mode, hits, vector, best_dense, _bounds(dense),
                          _bounds(lexical), self.dense_weight)
 
-
-    def sentence_similarity(self, query_vector: np.ndarray, chunk_id: str,
-                            sentences: Sequence[str]) -> np.ndarray:
-        """Cosine of each sentence of a passage with the question, for reading a passage in
-        the other language than the question's, where shared words cannot tell which
-        sentence answers. The sentences are encoded once per passage and kept."""
-        vectors = self._sentence_vectors.get(chunk_id)
-        if vectors is None or len(vectors) != len(sentences):
-            vectors = self.embedder.encode(list(sentences))
-            self._sentence_vectors[chunk_id] = vectors
-            if len(self._sentence_vectors) > SENTENCE_CACHE_PASSAGES:
-                self._sentence_vectors.popitem(last=False)
-        else:
-            self._sentence_vectors.move_to_end(chunk_id)
-        return np.asarray(vectors @ query_vector, dtype=np.float32)
 
     def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
               lexical: np.ndarray) -> np.ndarray:
