@@ -380,6 +380,7 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
         ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
         approximate_threshold=settings.approximate_threshold,
         lock_timeout=settings.build_lock_timeout, progress=True,
+        sparse_terms=settings.sparse_terms,
         on_build=lambda path: console.print(
             f"Encoding {len(dataset.corpus):,} documents once into {path} (slow on a CPU; "
             "reused next time)…", highlight=False))

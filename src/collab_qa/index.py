@@ -16,7 +16,7 @@ import numpy as np
 
 from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_text
 from collab_qa.documents import Document, SkippedFile, load_corpus
-from collab_qa.embedding import Embedder
+from collab_qa.embedding import Embedder, SparseEmbedder, sparse_dimension
 from collab_qa.errors import UserError
 from collab_qa.settings import Settings
 from collab_qa.store import DocumentRecord, IndexStore, StoreBackend
@@ -67,6 +67,7 @@ def build_index(
     approximate_threshold: int = 50_000,
     lock_timeout: float = 30.0,
     progress: bool = False,
+    sparse_terms: bool = True,
 ) -> BuildReport:
     """Bring the index folder in line with the corpus, re-embedding only what changed.
 
@@ -80,6 +81,7 @@ def build_index(
         approximate_threshold: Chunk count from which the dense index is approximate.
         lock_timeout: Seconds to wait for another build to finish.
         progress: Show the embedding progress bar.
+        sparse_terms: Also keep the passages' sparse vectors, when the model has them.
 
     Raises:
         UserError: when the corpus folder is missing.
@@ -87,12 +89,13 @@ def build_index(
     """
     return build_into(LocalFolder(index_dir, approximate_threshold=approximate_threshold),
                       corpus_dir, embedder, chunker, full=full, max_file_bytes=max_file_bytes,
-                      lock_timeout=lock_timeout, progress=progress)
+                      lock_timeout=lock_timeout, progress=progress, sparse_terms=sparse_terms)
 
 
 def build_into(backend: StoreBackend, corpus_dir: Path, embedder: Embedder,
                chunker: ChunkerConfig, *, full: bool = False, max_file_bytes: int = 20_000_000,
-               lock_timeout: float = 30.0, progress: bool = False) -> BuildReport:
+               lock_timeout: float = 30.0, progress: bool = False,
+               sparse_terms: bool = True) -> BuildReport:
     """Read the corpus and bring ``backend``'s index in line with it, under its build lock.
 
     Raises:
@@ -105,7 +108,7 @@ def build_into(backend: StoreBackend, corpus_dir: Path, embedder: Embedder,
         started = time.perf_counter()
         documents, skipped = load_corpus(corpus_dir, max_file_bytes)
         report = update_index(backend, documents, embedder, chunker, skipped=skipped,
-                              full=full, progress=progress)
+                              full=full, progress=progress, sparse_terms=sparse_terms)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -119,11 +122,12 @@ def build_index_from_settings(settings: Settings, embedder: Embedder, *, full: b
         full=full, max_file_bytes=settings.max_file_bytes,
         approximate_threshold=settings.approximate_threshold,
         lock_timeout=settings.build_lock_timeout, progress=progress,
+        sparse_terms=settings.sparse_terms,
     )
 
 
 def _full_rebuild_reason(previous: IndexStore | None, reason: str | None, embedder: Embedder,
-                         chunker: ChunkerConfig, full: bool) -> str | None:
+                         chunker: ChunkerConfig, full: bool, features: int) -> str | None:
     """Why no vector of the previous version can be reused (None: they can)."""
     if full:
         return "--full was asked for"
@@ -133,13 +137,15 @@ def _full_rebuild_reason(previous: IndexStore | None, reason: str | None, embedd
         return f"the model changed ({previous.model_id} -> {embedder.model_id})"
     if previous.manifest["chunker"] != asdict(chunker):
         return "the chunker settings changed"
+    if int(previous.manifest["model"].get("sparse_dimension", 0)) != features:
+        return f"the sparse terms were turned {'on' if features else 'off'}"
     return None
 
 
 def update_index(
     backend: StoreBackend, documents: Sequence[Document], embedder: Embedder,
     chunker: ChunkerConfig, *, skipped: Sequence[SkippedFile] = (), full: bool = False,
-    progress: bool = False,
+    progress: bool = False, sparse_terms: bool = True,
 ) -> BuildReport:
     """Write a new version holding ``documents``, embedding only the new and changed ones.
 
@@ -154,11 +160,15 @@ def update_index(
         skipped: Files the corpus reader left out, kept in the manifest.
         full: Re-embed every document even when unchanged.
         progress: Show the embedding progress bar.
+        sparse_terms: Also keep the passages' sparse vectors, when the model has them and the
+            store can keep them.
     """
     started = time.perf_counter()
     report = BuildReport(skipped=list(skipped))
+    features = (sparse_dimension(embedder)
+                if sparse_terms and backend.keeps_sparse_terms else 0)
     previous, reason = backend.base()
-    reason = _full_rebuild_reason(previous, reason, embedder, chunker, full)
+    reason = _full_rebuild_reason(previous, reason, embedder, chunker, full, features)
     reuse = previous if reason is None else None
     report.full_rebuild_reason = reason if previous is not None or full else None
 
@@ -194,6 +204,8 @@ def update_index(
     report.embedded_chunks = len(texts)
     fresh = (embedder.encode(texts, progress=progress) if texts
              else np.zeros((0, embedder.dimension), dtype=np.float32))
+    fresh_sparse = (embedder.encode_sparse(texts, progress=progress)
+                    if features and isinstance(embedder, SparseEmbedder) else None)
     writer = backend.writer(reuse)
     offset = 0
     for document, chunks in plan:
@@ -202,10 +214,12 @@ def update_index(
             continue
         record = DocumentRecord(document.id, document.title, document.text, document.sha256,
                                 document.format, tuple(chunk.id for chunk in chunks))
-        writer.add(record, chunks, fresh[offset:offset + len(chunks)])
+        writer.add(record, chunks, fresh[offset:offset + len(chunks)],
+                   None if fresh_sparse is None else fresh_sparse[offset:offset + len(chunks)])
         offset += len(chunks)
     report.version = writer.commit({
-        "model": {"id": embedder.model_id, "dimension": embedder.dimension},
+        "model": {"id": embedder.model_id, "dimension": embedder.dimension,
+                  "sparse_dimension": features},
         "chunker": asdict(chunker),
         "skipped": skipped_rows,
         "build": {key: value for key, value in report.to_dict().items()

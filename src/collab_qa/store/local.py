@@ -11,6 +11,8 @@ Layout of the index folder::
     <version>/dense.faiss   exact inner product; IVF over 8-bit codes from
                             ``approximate_threshold`` chunks on
     <version>/bm25/         the bm25s lexical index
+    <version>/sparse.npz    the passages' sparse vectors (a CSR matrix), when the model has
+                            a sparse head and ``sparse_terms`` is on
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import IndexLoadError
+from collab_qa.sparse import SparseTerms
 from collab_qa.store import DocumentRecord
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
@@ -35,7 +38,10 @@ from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 # 3: numbers are one word in either language ("fyra", "four" and "4").
 # 4: chunk ids come from the document id and the passage text, not the passage's ordinal.
 # 5: passages are stemmed in their own language (Swedish or English).
-FORMAT_VERSION = 5
+# 6: a version may hold the passages' sparse vectors (sparse.npz).
+FORMAT_VERSION = 6
+# The database store keeps no sparse vectors: its format is still 5.
+DATABASE_FORMAT_VERSION = 5
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -45,6 +51,7 @@ CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
 DENSE = "dense.faiss"
 LEXICAL = "bm25"
+SPARSE = "sparse.npz"
 REBUILD_HINT = "rebuild it with `collab-qa index --full`"
 
 
@@ -151,7 +158,8 @@ class LocalStore(TableLookups):
     """A loaded, validated version of the index folder (implements ``IndexStore``).
 
     ``stats`` are the word statistics; ``load_index`` computes them while loading. A store
-    assembled without them computes them on first use.
+    assembled without them computes them on first use. ``sparse`` holds the passages' sparse
+    vectors when the build made them.
     """
 
     path: Path
@@ -162,6 +170,7 @@ class LocalStore(TableLookups):
     dense: faiss.Index
     lexical: LexicalIndex
     stats: TermStats | None = None
+    sparse: SparseTerms | None = None
     _table: ChunkTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -337,5 +346,12 @@ def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Loca
     with _reading(path / LEXICAL):
         lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap) if total else LexicalIndex(None)
         check(lexical.size == total, LEXICAL, f"holds {lexical.size} chunks, expected {total}")
+    sparse = None
+    features = int(manifest["model"].get("sparse_dimension", 0))
+    if features:
+        with _reading(path / SPARSE):
+            sparse = SparseTerms.load(path / SPARSE)
+            check((sparse.size, sparse.dimension) == (total, features), SPARSE,
+                  f"has shape ({sparse.size}, {sparse.dimension}), expected ({total}, {features})")
     return LocalStore(path=path, manifest=manifest, documents=documents, chunks=chunks,
-                      vectors=vectors, dense=dense, lexical=lexical)
+                      vectors=vectors, dense=dense, lexical=lexical, sparse=sparse)
