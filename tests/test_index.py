@@ -32,7 +32,7 @@ def test_build_writes_a_versioned_index(tmp_corpus: Path, tmp_path: Path,
     version = current_version_dir(index_dir)
     assert version is not None and version.name == report.version
     manifest = json.loads((version / "manifest.json").read_text())
-    assert manifest["model"] == {"id": "fake-embedder", "dimension": 64}
+    assert manifest["model"] == {"id": "fake-embedder", "dimension": 64, "sparse_dimension": 0}
     assert manifest["totals"]["chunks"] == report.chunks > 5
     assert manifest["chunker"]["max_tokens"] == 200
     index = load_index(index_dir)
