@@ -6,8 +6,9 @@ Questions and passages are encoded the same way (raw text, no prefix) and a pass
 by the dot product of the two. The features come from the multilingual model, so unlike
 BM25's words they match across Swedish and English (eval/README.md, seventh round).
 
-``SparseVector`` is one text's features; ``SparseTerms`` holds one per passage of an index
-version, as a compressed sparse row matrix.
+``SparseVector`` is one text's features. ``SparseIndex`` is what search needs of a store's
+sparse vectors; ``SparseTerms``, one per passage as a compressed sparse row matrix, is how
+the local folder and the memory store keep them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from scipy import sparse as sp
@@ -33,8 +34,21 @@ class SparseVector:
         return cls(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
 
 
+class SparseIndex(Protocol):
+    """The sparse vectors of an index version, searched by a query's sparse vector."""
+
+    def scores(self, query: SparseVector, positions: np.ndarray) -> np.ndarray:
+        """Dot product of the query with each passage at ``positions``."""
+        ...
+
+    def search(self, query: SparseVector, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``k`` passages with a positive score: (positions, scores), best first."""
+        ...
+
+
 class SparseTerms:
-    """The sparse vectors of an index version, row ``i`` for the passage at position ``i``.
+    """The sparse vectors of an index version, row ``i`` for the passage at position ``i``
+    (implements ``SparseIndex``).
 
     Args:
         matrix: A CSR matrix of shape (passages, features).

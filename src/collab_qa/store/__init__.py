@@ -17,7 +17,7 @@ import numpy as np
 
 from collab_qa.analysis import TermStats
 from collab_qa.chunking import Chunk
-from collab_qa.sparse import SparseTerms, SparseVector
+from collab_qa.sparse import SparseIndex, SparseVector
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class WithSparseTerms(Protocol):
     """A loaded version that may hold the passages' sparse vectors (``collab_qa.sparse``)."""
 
     @property
-    def sparse(self) -> SparseTerms | None:
+    def sparse(self) -> SparseIndex | None:
         """The sparse vectors by passage position, or None when the build made none."""
         ...
 
