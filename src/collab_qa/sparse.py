@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
-from scipy import sparse as sp
+
+if TYPE_CHECKING:  # scipy loads with the first index that holds sparse vectors
+    from scipy import sparse as sp
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class SparseTerms:
                    else np.zeros(0, dtype=np.int32))
         values = (np.concatenate([row.values for row in rows]) if rows
                   else np.zeros(0, dtype=np.float32))
+        from scipy import sparse as sp
+
         matrix = sp.csr_array((values.astype(np.float32), indices.astype(np.int32), indptr),
                               shape=(len(rows), dimension))
         matrix.sort_indices()
@@ -73,10 +77,14 @@ class SparseTerms:
 
     @classmethod
     def load(cls, path: Path) -> SparseTerms:
+        from scipy import sparse as sp
+
         return cls(sp.csr_array(sp.load_npz(path)))
 
     def save(self, handle: BinaryIO) -> None:
         """Write the matrix as ``.npz`` to an open binary file."""
+        from scipy import sparse as sp
+
         sp.save_npz(handle, sp.csr_matrix(self.matrix), compressed=False)
 
     @property
