@@ -4,7 +4,7 @@ through full and incremental builds, and how hybrid search fuses it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,16 +108,67 @@ def test_builds_keep_one_sparse_vector_per_passage(backend: StoreBackend) -> Non
         assert again.row(new).indices.tolist() == terms.row(old).indices.tolist()
 
 
-def test_turning_sparse_terms_off_rebuilds_without_them(backend: StoreBackend) -> None:
-    embedder = FakeSparseEmbedder(model_id=E5_LIKE)
-    build(backend, DOCUMENTS, embedder)
-    report = build(backend, DOCUMENTS, embedder, sparse_terms=False)
-    assert report.full_rebuild_reason == "the sparse terms were turned off"
+class CountingSparseEmbedder(FakeSparseEmbedder):
+    """Counts the texts it encodes, dense and sparse."""
+
+    def __init__(self) -> None:
+        super().__init__(model_id=E5_LIKE)
+        self.dense_texts = 0
+        self.sparse_texts = 0
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.dense_texts += len(texts)
+        return super().encode(texts, progress=progress)
+
+    def encode_sparse(self, texts: Sequence[str], *,
+                      progress: bool = False) -> list[SparseVector]:
+        self.sparse_texts += len(texts)
+        return super().encode_sparse(texts, progress=progress)
+
+
+def test_turning_sparse_terms_on_and_off_keeps_the_vectors(backend: StoreBackend) -> None:
+    embedder = CountingSparseEmbedder()
+    build(backend, DOCUMENTS, embedder, sparse_terms=False)
+    plain = backend.load()
+    assert sparse_of(plain) is None and plain.manifest["model"]["sparse_dimension"] == 0
+    passages = len(plain.chunks)
+    assert (embedder.dense_texts, embedder.sparse_texts) == (passages, 0)
+
+    report = build(backend, DOCUMENTS, embedder)  # on: only the sparse terms are encoded
+    assert not report.up_to_date and report.full_rebuild_reason is None
+    assert (embedder.dense_texts, embedder.sparse_texts) == (passages, passages)
+    with_terms = backend.load()
+    terms = sparse_of(with_terms)
+    assert terms is not None and terms.size == passages
+    for position, chunk in enumerate(with_terms.chunks):
+        expected = embedder._sparse(f"{with_terms.title_of(chunk.doc_id)}\n{chunk.text}")
+        assert terms.row(position).indices.tolist() == expected.indices.tolist()
+    assert build(backend, DOCUMENTS, embedder).up_to_date
+
+    build(backend, DOCUMENTS, embedder, sparse_terms=False)  # off: dropped, nothing encoded
+    assert (embedder.dense_texts, embedder.sparse_texts) == (passages, passages)
     store = backend.load()
     assert sparse_of(store) is None and store.manifest["model"]["sparse_dimension"] == 0
     # A model without a sparse head builds no sparse terms either.
     build(backend, DOCUMENTS, FakeEmbedder(model_id="plain"))
     assert sparse_of(backend.load()) is None
+
+
+def test_a_format_5_index_is_read_and_gets_its_sparse_terms(tmp_path: Path) -> None:
+    folder = LocalFolder(tmp_path / "index")
+    embedder = CountingSparseEmbedder()
+    build(folder, DOCUMENTS, embedder, sparse_terms=False)
+    version = current_version_dir(tmp_path / "index")
+    assert version is not None
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["format_version"] = 5  # before sparse terms: no sparse_dimension either
+    del manifest["model"]["sparse_dimension"]
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    assert load_index(tmp_path / "index").sparse is None
+    build(folder, DOCUMENTS, embedder)
+    store = load_index(tmp_path / "index")
+    assert store.manifest["format_version"] == 6 and store.sparse is not None
+    assert embedder.dense_texts == len(store.chunks)  # the vectors were reused
 
 
 def test_a_sparse_file_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from collab_qa.documents import Document, SkippedFile, load_corpus
 from collab_qa.embedding import Embedder, SparseEmbedder, sparse_dimension
 from collab_qa.errors import UserError
 from collab_qa.settings import Settings
+from collab_qa.sparse import SparseVector
 from collab_qa.store import DocumentRecord, IndexStore, StoreBackend
 from collab_qa.store.local import (
     CURRENT_FILE,
@@ -127,7 +128,7 @@ def build_index_from_settings(settings: Settings, embedder: Embedder, *, full: b
 
 
 def _full_rebuild_reason(previous: IndexStore | None, reason: str | None, embedder: Embedder,
-                         chunker: ChunkerConfig, full: bool, features: int) -> str | None:
+                         chunker: ChunkerConfig, full: bool) -> str | None:
     """Why no vector of the previous version can be reused (None: they can)."""
     if full:
         return "--full was asked for"
@@ -137,9 +138,28 @@ def _full_rebuild_reason(previous: IndexStore | None, reason: str | None, embedd
         return f"the model changed ({previous.model_id} -> {embedder.model_id})"
     if previous.manifest["chunker"] != asdict(chunker):
         return "the chunker settings changed"
-    if int(previous.manifest["model"].get("sparse_dimension", 0)) != features:
-        return f"the sparse terms were turned {'on' if features else 'off'}"
     return None
+
+
+def _sparse_for_kept(reuse: IndexStore | None, features: int,
+                     plan: Sequence[tuple[Document, list[Chunk] | None]],
+                     embedder: Embedder, progress: bool) -> dict[str, list[SparseVector]]:
+    """The sparse vectors of the kept documents' passages when the build keeps sparse terms
+    and the previous version has none (sparse terms just turned on, or an older format):
+    only they are encoded, the dense vectors are reused."""
+    if (reuse is None or not features or not isinstance(embedder, SparseEmbedder)
+            or int(reuse.manifest["model"].get("sparse_dimension", 0)) == features):
+        return {}
+    kept: dict[str, list[str]] = {}
+    for document, chunks in plan:
+        if chunks is None:
+            passages = [reuse.chunk_by_id(chunk_id)
+                        for chunk_id in reuse.documents[document.id].chunk_ids]
+            kept[document.id] = [embedding_text(reuse.title_of(document.id), passage)
+                                 for passage in passages if passage is not None]
+    encoded = iter(embedder.encode_sparse([t for texts in kept.values() for t in texts],
+                                          progress=progress))
+    return {doc_id: [next(encoded) for _ in texts] for doc_id, texts in kept.items()}
 
 
 def update_index(
@@ -168,7 +188,7 @@ def update_index(
     features = (sparse_dimension(embedder)
                 if sparse_terms and backend.keeps_sparse_terms else 0)
     previous, reason = backend.base()
-    reason = _full_rebuild_reason(previous, reason, embedder, chunker, full, features)
+    reason = _full_rebuild_reason(previous, reason, embedder, chunker, full)
     reuse = previous if reason is None else None
     report.full_rebuild_reason = reason if previous is not None or full else None
 
@@ -195,7 +215,8 @@ def update_index(
 
     skipped_rows = [asdict(s) for s in report.skipped]
     if (reuse is not None and not report.added and not report.changed and not report.removed
-            and reuse.manifest.get("skipped") == skipped_rows):
+            and reuse.manifest.get("skipped") == skipped_rows
+            and int(reuse.manifest["model"].get("sparse_dimension", 0)) == features):
         report.up_to_date = True
         report.version = reuse.version
         report.seconds = time.perf_counter() - started
@@ -206,11 +227,12 @@ def update_index(
              else np.zeros((0, embedder.dimension), dtype=np.float32))
     fresh_sparse = (embedder.encode_sparse(texts, progress=progress)
                     if features and isinstance(embedder, SparseEmbedder) else None)
+    kept_sparse = _sparse_for_kept(reuse, features, plan, embedder, progress)
     writer = backend.writer(reuse)
     offset = 0
     for document, chunks in plan:
         if chunks is None:
-            writer.keep(document.id)
+            writer.keep(document.id, kept_sparse.get(document.id))
             continue
         record = DocumentRecord(document.id, document.title, document.text, document.sha256,
                                 document.format, tuple(chunk.id for chunk in chunks))

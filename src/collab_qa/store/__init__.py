@@ -111,8 +111,9 @@ class IndexWriter(Protocol):
     other documents are gone from it. Readers see nothing of it before ``commit``.
     """
 
-    def keep(self, doc_id: str) -> None:
-        """Carry a document of the base over unchanged, with its passages and vectors."""
+    def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
+        """Carry a document of the base over unchanged, with its passages and vectors (and
+        ``sparse``, its passages' sparse vectors, when the base has none)."""
         ...
 
     def add(self, document: DocumentRecord, chunks: Sequence[Chunk], vectors: np.ndarray,

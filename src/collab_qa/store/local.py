@@ -40,6 +40,9 @@ from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 # 5: passages are stemmed in their own language (Swedish or English).
 # 6: a version may hold the passages' sparse vectors (sparse.npz).
 FORMAT_VERSION = 6
+# A format-5 version reads as one without sparse vectors (its files are the same); the next
+# build adds them and keeps the vectors.
+READABLE_FORMATS = (5, 6)
 # The database store keeps no sparse vectors: its format is still 5.
 DATABASE_FORMAT_VERSION = 5
 CURRENT_FILE = "CURRENT"
@@ -292,11 +295,12 @@ def _read_manifest(path: Path, expected_model_id: str | None,
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise IndexLoadError(f"{manifest_path} is not valid JSON; {REBUILD_HINT}.") from exc
-        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        if (not isinstance(manifest, dict)
+                or manifest.get("format_version") not in READABLE_FORMATS):
             found = manifest.get("format_version") if isinstance(manifest, dict) else None
             raise IndexLoadError(
                 f"{manifest_path} has format {found!r}, this collab-qa reads format "
-                f"{FORMAT_VERSION}; {REBUILD_HINT}."
+                f"{FORMAT_VERSION} (and {READABLE_FORMATS[0]}); {REBUILD_HINT}."
             )
         model_id = manifest["model"]["id"]
         if expected_model_id is not None and model_id != expected_model_id:

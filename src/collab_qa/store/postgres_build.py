@@ -113,7 +113,7 @@ class PostgresWriter:
         self.content_ids: dict[str, str] = {}
         self.added: list[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]] = []
 
-    def keep(self, doc_id: str) -> None:
+    def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
         if self._base is None:
             raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
         self.records.append(self._base.documents[doc_id])

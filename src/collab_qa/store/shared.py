@@ -113,14 +113,15 @@ class DraftWriter:
         self._sparse: list[SparseVector] = []
         self._without_sparse = 0
 
-    def keep(self, doc_id: str) -> None:
+    def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
         if self._base is None:
             raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
         record = self._base.documents[doc_id]
         rows = [self._positions[chunk_id] for chunk_id in record.chunk_ids]
         terms = self._base.sparse
-        self.add(record, [self._base.chunks[i] for i in rows], self._base.vectors[rows],
-                 None if terms is None else [terms.row(i) for i in rows])
+        if sparse is None and terms is not None:
+            sparse = [terms.row(i) for i in rows]
+        self.add(record, [self._base.chunks[i] for i in rows], self._base.vectors[rows], sparse)
 
     def add(self, document: DocumentRecord, chunks: Sequence[Chunk], vectors: np.ndarray,
             sparse: Sequence[SparseVector] | None = None) -> None:
