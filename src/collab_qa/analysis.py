@@ -167,8 +167,9 @@ def within_edits(first: str, second: str, limit: int) -> bool:
 
 @dataclass
 class TermStats:
-    """Word statistics of one index: the IDF of every content word over its passages, and
-    each passage's content words. A store computes them once, when it loads."""
+    """Word statistics of one index: the IDF of every content word over its passages, each
+    passage's content words, and the filler lines its documents repeat
+    (``documents.filler_lines``). A store computes them once, when it loads."""
 
     idf: dict[str, float]
     unknown_idf: float
@@ -176,6 +177,7 @@ class TermStats:
     near: dict[str, bool] = field(default_factory=dict)
     by_prefix: dict[str, list[str]] = field(default_factory=dict)
     size: int = 0
+    fillers: frozenset[str] = frozenset()
 
     @classmethod
     def from_passages(cls, passages: Iterable[tuple[str, str]]) -> TermStats:

@@ -10,6 +10,9 @@ cuts what is retrieved here.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
+
 import numpy as np
 
 from collab_qa.analysis import passage_language
@@ -24,6 +27,8 @@ from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore, WithSparseTerms
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+#: Passages whose sentence vectors are kept (a passage has a handful of sentences).
+SENTENCE_CACHE_PASSAGES = 4096
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -35,6 +40,14 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     if high - low < 1e-9:
         return np.zeros_like(values) if high <= 0 else np.ones_like(values)
     return (values - low) / (high - low)
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """``values`` mapped onto 0..1 from their own lowest to their highest."""
+    if not len(values):
+        return values
+    low, high = float(values.min()), float(values.max())
+    return np.zeros_like(values) if high - low < 1e-9 else (values - low) / (high - low)
 
 
 class Searcher:
@@ -60,6 +73,7 @@ class Searcher:
         self.cross_language_dense = calibration.cross_language_dense
         self.max_question_chars = max_question_chars
         self.max_k = max_k
+        self._sentence_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def validate(self, question: str, k: int, mode: str) -> str:
         """Return the stripped question, or raise QuestionError with a sentence."""
@@ -122,19 +136,36 @@ class Searcher:
                          sparse_bounds=_bounds(sparse) if sparse is not None else (0.0, 0.0),
                          sparse_weight=self.sparse_weight if sparse is not None else 0.0)
 
+    def sentence_similarity(self, query_vector: np.ndarray, chunk_id: str,
+                            sentences: Sequence[str]) -> np.ndarray:
+        """Cosine of each sentence of a passage with the question, for reading a passage in
+        the other language than the question's, where shared words cannot tell which
+        sentence answers. The sentences are encoded once per passage and kept."""
+        vectors = self._sentence_vectors.get(chunk_id)
+        if vectors is None or len(vectors) != len(sentences):
+            vectors = self.embedder.encode(list(sentences))
+            self._sentence_vectors[chunk_id] = vectors
+            if len(self._sentence_vectors) > SENTENCE_CACHE_PASSAGES:
+                self._sentence_vectors.popitem(last=False)
+        else:
+            self._sentence_vectors.move_to_end(chunk_id)
+        return np.asarray(vectors @ query_vector, dtype=np.float32)
+
     def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
               lexical: np.ndarray, sparse: np.ndarray | None = None) -> np.ndarray:
         """Hybrid scores: min-max normalised dense, BM25 and (when given) sparse scores,
         weighted. BM25 cannot match across languages, so a passage in the other language
-        than the question's gets the sparse score (or, without one, the dense score) in
-        BM25's place and is not buried for lacking shared words."""
+        than the question's takes, in BM25's place, its sparse score or, without one, its
+        dense score spread over 0..1 of the candidates as BM25's scores are: it is not
+        buried for lacking shared words, nor lifted over every passage that shares them
+        (one question's cosines sit close together, near the top of the scale)."""
         dense_part, lexical_part = _min_max(dense), _min_max(lexical)
         sparse_part = _min_max(sparse) if sparse is not None else None
         if self.cross_language_dense and query.language:
             other = np.array([passage_language(chunk.text) not in ("", query.language)
                               for chunk in chunks], dtype=bool)
-            lexical_part = np.where(other, dense_part if sparse_part is None else sparse_part,
-                                    lexical_part)
+            lexical_part = np.where(other, _spread(dense) if sparse_part is None
+                                    else sparse_part, lexical_part)
         if sparse_part is None:
             return (self.dense_weight * dense_part
                     + (1 - self.dense_weight) * lexical_part).astype(np.float32)
