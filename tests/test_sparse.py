@@ -214,6 +214,9 @@ def test_hybrid_fusion_weighs_the_sparse_score(backend: StoreBackend) -> None:
     assert searcher.retrieve(query, 3, "dense").sparse_weight == 0.0
     plain = Searcher(store, FakeEmbedder(model_id=E5_LIKE))
     assert plain.sparse is None and plain.sparse_weight == 0.0 and plain.dense_weight == 0.85
+    off = Searcher(store, embedder, sparse_terms=False)  # COLLAB_QA_SPARSE_TERMS=false
+    assert off.sparse is None and off.sparse_weight == 0.0 and off.dense_weight == 0.85
+    assert off.retrieve(query, 3, "hybrid").sparse_query is None
 
 
 def test_a_hand_set_dense_weight_keeps_the_weights_summing_to_one(

@@ -379,6 +379,7 @@ def calibrate_command(
         questions = load_questions(file, base.index.documents, split)
         chosen, table = calibrate_dense_weight(
             lambda weight: Searcher(base.index, base.embedder, dense_weight=weight,
+                                    sparse_terms=settings.sparse_terms,
                                     max_question_chars=settings.max_question_chars,
                                     max_k=settings.max_k), questions)
     view = Table(title=f"{file} · split {split} · hybrid, by dense weight")
@@ -417,7 +418,8 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
         on_build=lambda path: console.print(
             f"Encoding {len(dataset.corpus):,} documents once into {path} (slow on a CPU; "
             "reused next time)…", highlight=False))
-    searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000)
+    searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000,
+                        sparse_terms=settings.sparse_terms)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("queries", total=len(dataset.queries) * len(modes))
         results = run_beir(searcher, dataset, modes,

@@ -55,11 +55,13 @@ class Searcher:
 
     def __init__(self, index: IndexStore, embedder: Embedder, *,
                  dense_weight: float | None = None, abstain_below: float | None = None,
-                 max_question_chars: int = 1000, max_k: int = 50) -> None:
+                 max_question_chars: int = 1000, max_k: int = 50,
+                 sparse_terms: bool = True) -> None:
         calibration = calibration_for(embedder.model_id)
         self.index = index
         self.embedder = embedder
-        terms = index.sparse if isinstance(index, WithSparseTerms) else None
+        # The index's sparse vectors are fused unless ``sparse_terms`` is off.
+        terms = index.sparse if sparse_terms and isinstance(index, WithSparseTerms) else None
         self.sparse = (terms if terms is not None and calibration.sparse_weight > 0
                        and isinstance(embedder, SparseEmbedder) else None)
         calibrated = (calibration.dense_weight if self.sparse is None
@@ -191,4 +193,5 @@ def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:
     """
     index = load_index(settings.index_dir, expected_model_id=embedder.model_id)
     return Searcher(index, embedder, dense_weight=settings.dense_weight,
+                    sparse_terms=settings.sparse_terms,
                     max_question_chars=settings.max_question_chars, max_k=settings.max_k)
