@@ -198,13 +198,20 @@ def test_a_date_a_section_after_the_matching_sentence_comes_first(
     real_searcher: Searcher,
 ) -> None:
     # "KI has signed an MoU with Charite" is a section of one sentence; the date is in the
-    # next section ("…The collaboration was initiated in 2024.").
-    answer = answer_question(real_searcher, "and when was it signed?",
+    # next section ("…The collaboration was initiated in 2024."). Without the sparse terms
+    # (two-way fusion), the English passages lead and the next section comes first.
+    two_way = Searcher(real_searcher.index, real_searcher.embedder, sparse_terms=False)
+    assert two_way.sparse is None
+    answer = answer_question(two_way, "and when was it signed?",
                              history=["Does KI have an agreement with Charité?"])
     assert not answer.abstained
     assert "initiated in 2024" in answer.hits[0].text, [h.citation for h in answer.hits]
     assert "signed a Memorandum of Understanding" in answer.hits[1].text
     assert "2024" in (answer.best_sentence or "")
+    # With them, the Swedish news item that gives the signing date itself comes first.
+    answer = answer_question(real_searcher, "and when was it signed?",
+                             history=["Does KI have an agreement with Charité?"])
+    assert "signerades den 17 oktober" in answer.hits[0].text, [h.citation for h in answer.hits]
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ def test_build_writes_a_versioned_index(tmp_corpus: Path, tmp_path: Path,
     version = current_version_dir(index_dir)
     assert version is not None and version.name == report.version
     manifest = json.loads((version / "manifest.json").read_text())
-    assert manifest["model"] == {"id": "fake-embedder", "dimension": 64}
+    assert manifest["model"] == {"id": "fake-embedder", "dimension": 64, "sparse_dimension": 0}
     assert manifest["totals"]["chunks"] == report.chunks > 5
     assert manifest["chunker"]["max_tokens"] == 200
     index = load_index(index_dir)
@@ -49,10 +49,10 @@ def test_an_index_of_an_older_format_asks_for_a_rebuild(tmp_corpus: Path, tmp_pa
     version = current_version_dir(index_dir)
     assert version is not None
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["format_version"] = FORMAT_VERSION - 1  # stemmed otherwise then
+    manifest["format_version"] = FORMAT_VERSION - 2  # stemmed otherwise then
     (version / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexLoadError, match=rf"has format {FORMAT_VERSION - 1}, this collab-qa "
-                                             rf"reads format {FORMAT_VERSION}; "
+    with pytest.raises(IndexLoadError, match=rf"has format {FORMAT_VERSION - 2}, this collab-qa "
+                                             rf"reads format {FORMAT_VERSION} \(and 5\); "
                                              r"rebuild it with `collab-qa index --full`"):
         load_index(index_dir)
     report = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from collab_qa.answer import search_passages
 from collab_qa.cli import app
-from collab_qa.embedding import Embedder
+from collab_qa.embedding import Embedder, SparseEmbedder
 from collab_qa.search import Searcher
+from collab_qa.sparse import SparseTerms
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +24,21 @@ def test_real_embedder_gives_unit_vectors(real_embedder: Embedder) -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert real_embedder.model_id.startswith("multilingual-e5-small")
     assert real_embedder.count_tokens("biobank samples") >= 2
+
+
+def test_real_sparse_terms_match_across_languages(real_embedder: Embedder) -> None:
+    assert isinstance(real_embedder, SparseEmbedder) and real_embedder.sparse_dimension > 0
+    question = real_embedder.encode_query_sparse("Who is the head of the university library?")
+    passages = SparseTerms.from_rows(real_embedder.encode_sparse([
+        "Universitetsbiblioteket leds av överbibliotekarien Anna Berg.",  # Swedish, on topic
+        "The weather was sunny at the harbour all weekend.",
+    ]), real_embedder.sparse_dimension)
+    on_topic, off_topic = passages.scores(question, np.arange(2))
+    assert on_topic > 2 * off_topic > 0
+
+
+def test_the_real_index_fuses_sparse_terms(real_searcher: Searcher) -> None:
+    assert real_searcher.sparse is not None and real_searcher.sparse_weight > 0
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])

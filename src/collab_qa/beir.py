@@ -139,6 +139,7 @@ def open_beir_index(
     dataset: BeirDataset, embedder: Embedder, data_dir: Path, chunker: ChunkerConfig,
     *, approximate_threshold: int = 50_000, lock_timeout: float = 30.0,
     progress: bool = False, on_build: Callable[[Path], None] | None = None,
+    sparse_terms: bool = True,
 ) -> LocalStore:
     """The dataset's index, encoded once and then brought up to date and loaded.
 
@@ -151,13 +152,15 @@ def open_beir_index(
         lock_timeout: Seconds to wait for another build of the same index.
         progress: Show the encoding progress bar.
         on_build: Called with the index folder before the first (slow) build starts.
+        sparse_terms: Also keep the passages' sparse vectors, when the model has them.
     """
     folder = cache_dir(dataset, data_dir, embedder.model_id)
     backend = LocalFolder(folder, approximate_threshold=approximate_threshold)
     if on_build is not None and not (folder / CURRENT_FILE).exists():
         on_build(folder)
     with backend.building(lock_timeout):
-        update_index(backend, _documents(dataset), embedder, chunker, progress=progress)
+        update_index(backend, _documents(dataset), embedder, chunker, progress=progress,
+                     sparse_terms=sparse_terms)
     return backend.load(expected_model_id=embedder.model_id)
 
 

@@ -360,6 +360,39 @@ def eval_command(
         raise typer.Exit(1)
 
 
+@app.command("calibrate")
+def calibrate_command(
+    file: Annotated[Path, typer.Argument(help="Question file, one JSON object a line.")] = Path(
+        "eval/questions.jsonl"),
+    split: Annotated[str, typer.Option(help="The split to tune on: dev or test.")] = "dev",
+) -> None:
+    """Choose this collection's dense weight from its own questions (hybrid MRR@10)."""
+    from collab_qa.calibrate import calibrate_dense_weight
+    from collab_qa.embedding import load_embedder
+    from collab_qa.evaluate import load_questions
+    from collab_qa.search import Searcher
+
+    settings = load_settings()
+    with user_errors():
+        if split not in ("dev", "test"):
+            raise UserError(f"Calibrate on the dev or test split, not '{split}'.")
+        base = open_any_searcher(settings, load_embedder)
+        questions = load_questions(file, base.index.documents, split)
+        chosen, table = calibrate_dense_weight(
+            lambda weight: Searcher(base.index, base.embedder, dense_weight=weight,
+                                    sparse_terms=settings.sparse_terms,
+                                    max_question_chars=settings.max_question_chars,
+                                    max_k=settings.max_k), questions)
+    view = Table(title=f"{file} · split {split} · hybrid, by dense weight")
+    for column in ("dense weight", "Hit@1", "MRR@10"):
+        view.add_column(column, justify="right")
+    for row in table:
+        view.add_row(f"{row.dense_weight:.2f}", f"{row.hit_at_1:.3f}", f"{row.mrr_at_10:.3f}")
+    console.print(view)
+    console.print(f"Chosen: COLLAB_QA_DENSE_WEIGHT={chosen:g} (the model's own: "
+                  f"{base.dense_weight:g}).", highlight=False)
+
+
 def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
     """The BEIR branch of ``collab-qa eval``: cached index, metrics per mode."""
     from rich.progress import Progress
@@ -382,10 +415,12 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
         ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
         approximate_threshold=settings.approximate_threshold,
         lock_timeout=settings.build_lock_timeout, progress=True,
+        sparse_terms=settings.sparse_terms,
         on_build=lambda path: console.print(
             f"Encoding {len(dataset.corpus):,} documents once into {path} (slow on a CPU; "
             "reused next time)…", highlight=False))
-    searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000)
+    searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000,
+                        sparse_terms=settings.sparse_terms)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("queries", total=len(dataset.queries) * len(modes))
         results = run_beir(searcher, dataset, modes,

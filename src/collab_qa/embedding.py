@@ -8,7 +8,7 @@ setting (``COLLAB_QA_MODEL``) through ``load_embedder``:
 - ``minilm`` or a local sentence-transformers model directory (``embedding_st``); torch and
   sentence-transformers are imported only when such a model is loaded.
 
-``FakeEmbedder`` is deterministic and fast, for unit tests only.
+``FakeEmbedder`` (and ``FakeSparseEmbedder``) are deterministic and fast, for unit tests only.
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from collab_qa.errors import UserError
+from collab_qa.sparse import SparseVector
 
 __all__ = [
     "DEFAULT_MODEL",
     "MODEL_NAMES",
     "Embedder",
     "FakeEmbedder",
+    "FakeSparseEmbedder",
+    "SparseEmbedder",
     "load_embedder",
     "resolve_model",
 ]
@@ -64,6 +67,30 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int:
         """Number of model wordpieces in ``text`` (without special tokens)."""
         ...
+
+
+@runtime_checkable
+class SparseEmbedder(Protocol):
+    """An embedder that also gives sparse "latent terms" (``collab_qa.sparse``)."""
+
+    @property
+    def sparse_dimension(self) -> int:
+        """Number of sparse features; 0 when the installed model has no sparse head."""
+        ...
+
+    def encode_sparse(self, texts: Sequence[str], *,
+                      progress: bool = False) -> list[SparseVector]:
+        """Return the sparse vector of each passage."""
+        ...
+
+    def encode_query_sparse(self, text: str) -> SparseVector:
+        """Return the sparse vector of one question."""
+        ...
+
+
+def sparse_dimension(embedder: Embedder) -> int:
+    """The sparse features ``embedder`` gives, 0 when it gives none."""
+    return embedder.sparse_dimension if isinstance(embedder, SparseEmbedder) else 0
 
 
 def resolve_model(model: str) -> str | Path:
@@ -153,3 +180,29 @@ class FakeEmbedder(ModelIdentity):
 
     def count_tokens(self, text: str) -> int:
         return int(len(text.split()) * 1.3) + 1
+
+
+class FakeSparseEmbedder(FakeEmbedder):
+    """``FakeEmbedder`` with sparse vectors too: one feature per hashed word, weight 1. For
+    fast unit tests only."""
+
+    def __init__(self, dimension: int = 64, model_id: str = "fake-sparse-embedder",
+                 sparse_features: int = 4096) -> None:
+        super().__init__(dimension, model_id)
+        self._sparse_features = sparse_features
+
+    @property
+    def sparse_dimension(self) -> int:
+        return self._sparse_features
+
+    def _sparse(self, text: str) -> SparseVector:
+        ids = sorted({int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+                      % self._sparse_features for word in _TOKEN.findall(text.lower())})
+        return SparseVector(np.array(ids, dtype=np.int32), np.ones(len(ids), dtype=np.float32))
+
+    def encode_sparse(self, texts: Sequence[str], *,
+                      progress: bool = False) -> list[SparseVector]:
+        return [self._sparse(text) for text in texts]
+
+    def encode_query_sparse(self, text: str) -> SparseVector:
+        return self._sparse(text)

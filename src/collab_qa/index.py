@@ -16,9 +16,10 @@ import numpy as np
 
 from collab_qa.chunking import Chunk, ChunkerConfig, chunk_document, embedding_text
 from collab_qa.documents import Document, SkippedFile, load_corpus
-from collab_qa.embedding import Embedder
+from collab_qa.embedding import Embedder, SparseEmbedder, sparse_dimension
 from collab_qa.errors import UserError
 from collab_qa.settings import Settings
+from collab_qa.sparse import SparseVector
 from collab_qa.store import DocumentRecord, IndexStore, StoreBackend
 from collab_qa.store.local import (
     CURRENT_FILE,
@@ -67,6 +68,7 @@ def build_index(
     approximate_threshold: int = 50_000,
     lock_timeout: float = 30.0,
     progress: bool = False,
+    sparse_terms: bool = True,
 ) -> BuildReport:
     """Bring the index folder in line with the corpus, re-embedding only what changed.
 
@@ -80,6 +82,7 @@ def build_index(
         approximate_threshold: Chunk count from which the dense index is approximate.
         lock_timeout: Seconds to wait for another build to finish.
         progress: Show the embedding progress bar.
+        sparse_terms: Also keep the passages' sparse vectors, when the model has them.
 
     Raises:
         UserError: when the corpus folder is missing.
@@ -87,12 +90,13 @@ def build_index(
     """
     return build_into(LocalFolder(index_dir, approximate_threshold=approximate_threshold),
                       corpus_dir, embedder, chunker, full=full, max_file_bytes=max_file_bytes,
-                      lock_timeout=lock_timeout, progress=progress)
+                      lock_timeout=lock_timeout, progress=progress, sparse_terms=sparse_terms)
 
 
 def build_into(backend: StoreBackend, corpus_dir: Path, embedder: Embedder,
                chunker: ChunkerConfig, *, full: bool = False, max_file_bytes: int = 20_000_000,
-               lock_timeout: float = 30.0, progress: bool = False) -> BuildReport:
+               lock_timeout: float = 30.0, progress: bool = False,
+               sparse_terms: bool = True) -> BuildReport:
     """Read the corpus and bring ``backend``'s index in line with it, under its build lock.
 
     Raises:
@@ -105,7 +109,7 @@ def build_into(backend: StoreBackend, corpus_dir: Path, embedder: Embedder,
         started = time.perf_counter()
         documents, skipped = load_corpus(corpus_dir, max_file_bytes)
         report = update_index(backend, documents, embedder, chunker, skipped=skipped,
-                              full=full, progress=progress)
+                              full=full, progress=progress, sparse_terms=sparse_terms)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -119,6 +123,7 @@ def build_index_from_settings(settings: Settings, embedder: Embedder, *, full: b
         full=full, max_file_bytes=settings.max_file_bytes,
         approximate_threshold=settings.approximate_threshold,
         lock_timeout=settings.build_lock_timeout, progress=progress,
+        sparse_terms=settings.sparse_terms,
     )
 
 
@@ -136,10 +141,31 @@ def _full_rebuild_reason(previous: IndexStore | None, reason: str | None, embedd
     return None
 
 
+def _sparse_for_kept(reuse: IndexStore | None, features: int,
+                     plan: Sequence[tuple[Document, list[Chunk] | None]],
+                     embedder: Embedder, progress: bool) -> dict[str, list[SparseVector]]:
+    """The sparse vectors of the kept documents' passages when the build keeps sparse terms
+    and the previous version has none (sparse terms just turned on, or an older format):
+    only they are encoded, the dense vectors are reused."""
+    if (reuse is None or not features or not isinstance(embedder, SparseEmbedder)
+            or int(reuse.manifest["model"].get("sparse_dimension", 0)) == features):
+        return {}
+    kept: dict[str, list[str]] = {}
+    for document, chunks in plan:
+        if chunks is None:
+            passages = [reuse.chunk_by_id(chunk_id)
+                        for chunk_id in reuse.documents[document.id].chunk_ids]
+            kept[document.id] = [embedding_text(reuse.title_of(document.id), passage)
+                                 for passage in passages if passage is not None]
+    encoded = iter(embedder.encode_sparse([t for texts in kept.values() for t in texts],
+                                          progress=progress))
+    return {doc_id: [next(encoded) for _ in texts] for doc_id, texts in kept.items()}
+
+
 def update_index(
     backend: StoreBackend, documents: Sequence[Document], embedder: Embedder,
     chunker: ChunkerConfig, *, skipped: Sequence[SkippedFile] = (), full: bool = False,
-    progress: bool = False,
+    progress: bool = False, sparse_terms: bool = True,
 ) -> BuildReport:
     """Write a new version holding ``documents``, embedding only the new and changed ones.
 
@@ -154,9 +180,13 @@ def update_index(
         skipped: Files the corpus reader left out, kept in the manifest.
         full: Re-embed every document even when unchanged.
         progress: Show the embedding progress bar.
+        sparse_terms: Also keep the passages' sparse vectors, when the model has them and the
+            store can keep them.
     """
     started = time.perf_counter()
     report = BuildReport(skipped=list(skipped))
+    features = (sparse_dimension(embedder)
+                if sparse_terms and backend.keeps_sparse_terms else 0)
     previous, reason = backend.base()
     reason = _full_rebuild_reason(previous, reason, embedder, chunker, full)
     reuse = previous if reason is None else None
@@ -185,7 +215,8 @@ def update_index(
 
     skipped_rows = [asdict(s) for s in report.skipped]
     if (reuse is not None and not report.added and not report.changed and not report.removed
-            and reuse.manifest.get("skipped") == skipped_rows):
+            and reuse.manifest.get("skipped") == skipped_rows
+            and int(reuse.manifest["model"].get("sparse_dimension", 0)) == features):
         report.up_to_date = True
         report.version = reuse.version
         report.seconds = time.perf_counter() - started
@@ -194,18 +225,23 @@ def update_index(
     report.embedded_chunks = len(texts)
     fresh = (embedder.encode(texts, progress=progress) if texts
              else np.zeros((0, embedder.dimension), dtype=np.float32))
+    fresh_sparse = (embedder.encode_sparse(texts, progress=progress)
+                    if features and isinstance(embedder, SparseEmbedder) else None)
+    kept_sparse = _sparse_for_kept(reuse, features, plan, embedder, progress)
     writer = backend.writer(reuse)
     offset = 0
     for document, chunks in plan:
         if chunks is None:
-            writer.keep(document.id)
+            writer.keep(document.id, kept_sparse.get(document.id))
             continue
         record = DocumentRecord(document.id, document.title, document.text, document.sha256,
                                 document.format, tuple(chunk.id for chunk in chunks))
-        writer.add(record, chunks, fresh[offset:offset + len(chunks)])
+        writer.add(record, chunks, fresh[offset:offset + len(chunks)],
+                   None if fresh_sparse is None else fresh_sparse[offset:offset + len(chunks)])
         offset += len(chunks)
     report.version = writer.commit({
-        "model": {"id": embedder.model_id, "dimension": embedder.dimension},
+        "model": {"id": embedder.model_id, "dimension": embedder.dimension,
+                  "sparse_dimension": features},
         "chunker": asdict(chunker),
         "skipped": skipped_rows,
         "build": {key: value for key, value in report.to_dict().items()

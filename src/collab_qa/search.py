@@ -1,10 +1,11 @@
 """Query -> retrieved passages: dense (vectors), lexical (BM25) or hybrid (score fusion),
 read through the store.
 
-Hybrid fuses min-max normalised dense and BM25 scores over the union of both candidate
-lists, each candidate scored exactly by both retrievers (FINDINGS on SciFact: normalised
-score fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts
-and cuts what is retrieved here.
+Hybrid fuses min-max normalised dense and BM25 scores, and the sparse "latent terms" score
+when the index holds them (``collab_qa.sparse``), over the union of the candidate lists,
+each candidate scored exactly by every retriever (FINDINGS on SciFact: normalised score
+fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts and
+cuts what is retrieved here.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import numpy as np
 from collab_qa.analysis import passage_language
 from collab_qa.calibration import calibration_for
 from collab_qa.chunking import Chunk
-from collab_qa.embedding import Embedder
+from collab_qa.embedding import Embedder, SparseEmbedder
 from collab_qa.errors import QuestionError
 from collab_qa.hits import Hit, Retrieval
 from collab_qa.index import load_index
 from collab_qa.query import Query
 from collab_qa.settings import SearchMode, Settings
-from collab_qa.store import IndexStore
+from collab_qa.store import IndexStore, WithSparseTerms
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 # Lexical search needs no vector, so it runs here while the question is encoded (the
@@ -55,11 +56,21 @@ class Searcher:
 
     def __init__(self, index: IndexStore, embedder: Embedder, *,
                  dense_weight: float | None = None, abstain_below: float | None = None,
-                 max_question_chars: int = 1000, max_k: int = 50) -> None:
+                 max_question_chars: int = 1000, max_k: int = 50,
+                 sparse_terms: bool = True) -> None:
         calibration = calibration_for(embedder.model_id)
         self.index = index
         self.embedder = embedder
-        self.dense_weight = calibration.dense_weight if dense_weight is None else dense_weight
+        # The index's sparse vectors are fused unless ``sparse_terms`` is off.
+        terms = index.sparse if sparse_terms and isinstance(index, WithSparseTerms) else None
+        self.sparse = (terms if terms is not None and calibration.sparse_weight > 0
+                       and isinstance(embedder, SparseEmbedder) else None)
+        calibrated = (calibration.dense_weight if self.sparse is None
+                      else calibration.dense_weight_with_sparse)
+        self.dense_weight = calibrated if dense_weight is None else dense_weight
+        # A dense weight set by hand keeps the sparse weight, which comes out of BM25's share.
+        self.sparse_weight = (0.0 if self.sparse is None
+                              else min(calibration.sparse_weight, 1.0 - self.dense_weight))
         self.abstain_below = (calibration.abstain_below if abstain_below is None
                               else abstain_below)
         self.cross_language_dense = calibration.cross_language_dense
@@ -98,46 +109,72 @@ class Searcher:
         best_ids, best_scores = store.dense_search(vector, 1)
         best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
                       if len(best_ids) else (None, 0.0))
+        terms = self.sparse if mode == "hybrid" else None
+        sparse_query = (self.embedder.encode_query_sparse(query.text)
+                        if terms is not None and isinstance(self.embedder, SparseEmbedder)
+                        else None)
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in store.dense_search(vector, pool)[0])
         if ahead is not None:
             found = store.lexical_search(query.text, pool) if inline else ahead.result()
             candidates.update(int(i) for i in found[0])
+        if total and terms is not None and sparse_query is not None:
+            candidates.update(int(i) for i in terms.search(sparse_query, pool)[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
         dense = (store.dense_scores(vector, ids) if mode != "lexical"
                  else np.zeros(len(ids), dtype=np.float32))
         lexical = (store.lexical_scores(query.text, ids) if mode != "dense"
                    else np.zeros(len(ids), dtype=np.float32))
+        sparse = (terms.scores(sparse_query, ids)
+                  if terms is not None and sparse_query is not None else None)
         if mode == "dense":
             scores = dense
         elif mode == "lexical":
             scores = lexical
         else:
-            scores = self._fuse(query, [store.chunks[i] for i in ids.tolist()], dense, lexical)
+            scores = self._fuse(query, [store.chunks[i] for i in ids.tolist()], dense, lexical,
+                                sparse)
         hits = [Hit(chunk, store.title_of(chunk.doc_id), float(score), float(d), float(x),
                     retrieval_score=float(score))
                 for chunk, score, d, x in zip(map(store.chunks.__getitem__, ids.tolist()),
                                               scores, dense, lexical, strict=True)]
         return Retrieval(query, mode, hits, vector, best_dense, _bounds(dense),
-                         _bounds(lexical), self.dense_weight)
-
+                         _bounds(lexical), self.dense_weight,
+                         sparse_query=sparse_query,
+                         sparse_bounds=_bounds(sparse) if sparse is not None else (0.0, 0.0),
+                         sparse_weight=self.sparse_weight if sparse is not None else 0.0)
 
     def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
-              lexical: np.ndarray) -> np.ndarray:
-        """Hybrid scores: min-max normalised dense and BM25 scores, weighted. BM25 cannot
-        match across languages, so a passage in the other language than the question's
-        takes its dense score, spread over 0..1 of the candidates as BM25's scores are, in
-        BM25's place: it is not buried for lacking shared words, nor lifted over every
-        passage that shares them (one question's cosines sit close together, near the
-        top of the scale)."""
+              lexical: np.ndarray, sparse: np.ndarray | None = None) -> np.ndarray:
+        """Hybrid scores: min-max normalised dense, BM25 and (when given) sparse scores,
+        weighted. BM25 cannot match across languages, so a passage in the other language
+        than the question's takes, in BM25's place, its sparse score or, without one, its
+        dense score spread over 0..1 of the candidates as BM25's scores are: it is not
+        buried for lacking shared words, nor lifted over every passage that shares them
+        (one question's cosines sit close together, near the top of the scale)."""
         dense_part, lexical_part = _min_max(dense), _min_max(lexical)
+        sparse_part = _min_max(sparse) if sparse is not None else None
         if self.cross_language_dense and query.language:
             other = np.array([passage_language(chunk.text) not in ("", query.language)
                               for chunk in chunks], dtype=bool)
-            lexical_part = np.where(other, _spread(dense), lexical_part)
-        return (self.dense_weight * dense_part
-                + (1 - self.dense_weight) * lexical_part).astype(np.float32)
+            lexical_part = np.where(other, _spread(dense) if sparse_part is None
+                                    else sparse_part, lexical_part)
+        if sparse_part is None:
+            return (self.dense_weight * dense_part
+                    + (1 - self.dense_weight) * lexical_part).astype(np.float32)
+        lexical_weight = 1 - self.dense_weight - self.sparse_weight
+        return (self.dense_weight * dense_part + lexical_weight * lexical_part
+                + self.sparse_weight * sparse_part).astype(np.float32)
+
+
+def encode_question(searcher: Searcher, text: str, mode: str) -> None:
+    """Encode a question ahead of its search (into the embedder's caches), as the search in
+    ``mode`` will: the vector, and the sparse vector when hybrid search uses one."""
+    searcher.embedder.encode_query(text)
+    if mode == "hybrid" and searcher.sparse is not None and isinstance(searcher.embedder,
+                                                                       SparseEmbedder):
+        searcher.embedder.encode_query_sparse(text)
 
 
 def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:
@@ -148,4 +185,5 @@ def open_searcher(settings: Settings, embedder: Embedder) -> Searcher:
     """
     index = load_index(settings.index_dir, expected_model_id=embedder.model_id)
     return Searcher(index, embedder, dense_weight=settings.dense_weight,
+                    sparse_terms=settings.sparse_terms,
                     max_question_chars=settings.max_question_chars, max_k=settings.max_k)

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="Weight of the dense score in hybrid fusion (rest: BM25); empty: the "
                     "model's calibrated weight (0.85 for e5, 0.5 for MiniLM).",
     )
+    sparse_terms: bool = Field(
+        True, description="Also index and search the model's sparse \"latent terms\" as a "
+        "third hybrid signal (e5 only: a second encoder pass per passage and per question; "
+        "the local index only); turning it on encodes only the sparse terms of kept passages.",
+    )
     max_question_chars: int = Field(
         1000, ge=10, description="Longer questions are refused with a clear message."
     )

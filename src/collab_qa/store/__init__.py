@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from collab_qa.analysis import TermStats
 from collab_qa.chunking import Chunk
+from collab_qa.sparse import SparseIndex, SparseVector
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,16 @@ class IndexWriter(Protocol):
     other documents are gone from it. Readers see nothing of it before ``commit``.
     """
 
-    def keep(self, doc_id: str) -> None:
-        """Carry a document of the base over unchanged, with its passages and vectors."""
+    def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
+        """Carry a document of the base over unchanged, with its passages and vectors (and
+        ``sparse``, its passages' sparse vectors, when the base has none)."""
         ...
 
-    def add(self, document: DocumentRecord, chunks: Sequence[Chunk],
-            vectors: np.ndarray) -> None:
-        """Add a new or changed document: its passages in order, one unit vector each."""
+    def add(self, document: DocumentRecord, chunks: Sequence[Chunk], vectors: np.ndarray,
+            sparse: Sequence[SparseVector] | None = None) -> None:
+        """Add a new or changed document: its passages in order, one unit vector each, and
+        one sparse vector each when the build makes them (a store that keeps none ignores
+        them)."""
         ...
 
     def commit(self, facts: Mapping[str, Any]) -> str:
@@ -132,8 +136,23 @@ class IndexWriter(Protocol):
         ...
 
 
+@runtime_checkable
+class WithSparseTerms(Protocol):
+    """A loaded version that may hold the passages' sparse vectors (``collab_qa.sparse``)."""
+
+    @property
+    def sparse(self) -> SparseIndex | None:
+        """The sparse vectors by passage position, or None when the build made none."""
+        ...
+
+
 class StoreBackend(Protocol):
     """Where the versions of one index are kept."""
+
+    @property
+    def keeps_sparse_terms(self) -> bool:
+        """Whether a version can hold the passages' sparse vectors."""
+        ...
 
     def building(self, timeout: float) -> AbstractContextManager[None]:
         """Hold the build lock (one builder at a time) and clear what crashed builds left.

@@ -11,6 +11,8 @@ Layout of the index folder::
     <version>/dense.faiss   exact inner product; IVF over 8-bit codes from
                             ``approximate_threshold`` chunks on
     <version>/bm25/         the bm25s lexical index
+    <version>/sparse.npz    the passages' sparse vectors (a CSR matrix), when the model has
+                            a sparse head and ``sparse_terms`` is on
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import IndexLoadError
+from collab_qa.sparse import SparseTerms
 from collab_qa.store import DocumentRecord
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
@@ -36,7 +39,13 @@ from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 # 3: numbers are one word in either language ("fyra", "four" and "4").
 # 4: chunk ids come from the document id and the passage text, not the passage's ordinal.
 # 5: passages are stemmed in their own language (Swedish or English).
-FORMAT_VERSION = 5
+# 6: a version may hold the passages' sparse vectors (sparse.npz).
+FORMAT_VERSION = 6
+# A format-5 version reads as one without sparse vectors (its files are the same); the next
+# build adds them and keeps the vectors.
+READABLE_FORMATS = (5, 6)
+# The database store keeps no sparse vectors: its format is still 5.
+DATABASE_FORMAT_VERSION = 5
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -46,6 +55,7 @@ CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
 DENSE = "dense.faiss"
 LEXICAL = "bm25"
+SPARSE = "sparse.npz"
 REBUILD_HINT = "rebuild it with `collab-qa index --full`"
 # Memory for the BM25 scores of the last queries (``LexicalIndex.scores``).
 RECENT_SCORES_BYTES = 32 * 2**20
@@ -166,7 +176,8 @@ class LocalStore(TableLookups):
     """A loaded, validated version of the index folder (implements ``IndexStore``).
 
     ``stats`` are the word statistics; ``load_index`` computes them while loading. A store
-    assembled without them computes them on first use.
+    assembled without them computes them on first use. ``sparse`` holds the passages' sparse
+    vectors when the build made them.
     """
 
     path: Path
@@ -177,6 +188,7 @@ class LocalStore(TableLookups):
     dense: faiss.Index
     lexical: LexicalIndex
     stats: TermStats | None = None
+    sparse: SparseTerms | None = None
     _table: ChunkTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -298,11 +310,12 @@ def _read_manifest(path: Path, expected_model_id: str | None,
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise IndexLoadError(f"{manifest_path} is not valid JSON; {REBUILD_HINT}.") from exc
-        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        if (not isinstance(manifest, dict)
+                or manifest.get("format_version") not in READABLE_FORMATS):
             found = manifest.get("format_version") if isinstance(manifest, dict) else None
             raise IndexLoadError(
                 f"{manifest_path} has format {found!r}, this collab-qa reads format "
-                f"{FORMAT_VERSION}; {REBUILD_HINT}."
+                f"{FORMAT_VERSION} (and {READABLE_FORMATS[0]}); {REBUILD_HINT}."
             )
         model_id = manifest["model"]["id"]
         if expected_model_id is not None and model_id != expected_model_id:
@@ -352,5 +365,12 @@ def _load_version(path: Path, expected_model_id: str | None, mmap: bool) -> Loca
     with _reading(path / LEXICAL):
         lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap) if total else LexicalIndex(None)
         check(lexical.size == total, LEXICAL, f"holds {lexical.size} chunks, expected {total}")
+    sparse = None
+    features = int(manifest["model"].get("sparse_dimension", 0))
+    if features:
+        with _reading(path / SPARSE):
+            sparse = SparseTerms.load(path / SPARSE)
+            check((sparse.size, sparse.dimension) == (total, features), SPARSE,
+                  f"has shape ({sparse.size}, {sparse.dimension}), expected ({total}, {features})")
     return LocalStore(path=path, manifest=manifest, documents=documents, chunks=chunks,
-                      vectors=vectors, dense=dense, lexical=lexical)
+                      vectors=vectors, dense=dense, lexical=lexical, sparse=sparse)

@@ -35,6 +35,7 @@ from collab_qa.store.local import (
     LEXICAL,
     LOCK_FILE,
     MANIFEST,
+    SPARSE,
     TMP_PREFIX,
     VECTORS,
     LexicalIndex,
@@ -55,6 +56,8 @@ class LocalFolder:
         index_dir: The folder; created by the first build.
         approximate_threshold: Chunk count from which the dense index is approximate.
     """
+
+    keeps_sparse_terms = True
 
     def __init__(self, index_dir: Path, *, approximate_threshold: int = 50_000) -> None:
         self.index_dir = index_dir
@@ -139,6 +142,9 @@ class LocalWriter(DraftWriter):
             for c in chunks
         ])
         _write_file(tmp / VECTORS, lambda handle: np.save(handle, matrix), mode="wb")
+        sparse = self.sparse_terms(int(facts["model"].get("sparse_dimension", 0)))
+        if sparse is not None:
+            _write_file(tmp / SPARSE, sparse.save, mode="wb")
         dense = make_vector_index(matrix, self._approximate_threshold)
         faiss.write_index(dense, str(tmp / DENSE))
         titles = {r.id: r.title for r in records}

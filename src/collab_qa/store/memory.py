@@ -18,6 +18,7 @@ import numpy as np
 from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk, embedding_text
 from collab_qa.errors import BuildLockedError, IndexLoadError
+from collab_qa.sparse import SparseTerms
 from collab_qa.store import DocumentRecord, IndexStore
 from collab_qa.store.shared import ChunkTable, DraftWriter, TableLookups, passage_stats
 
@@ -51,12 +52,14 @@ class MemoryBM25:
 
 @dataclass
 class MemoryStore(TableLookups):
-    """One version held in memory (implements ``IndexStore``)."""
+    """One version held in memory (implements ``IndexStore``); ``sparse`` holds the passages'
+    sparse vectors when the build made them."""
 
     manifest: dict[str, Any]
     documents: dict[str, DocumentRecord]
     chunks: list[Chunk]
     vectors: np.ndarray
+    sparse: SparseTerms | None = None
     term_stats: TermStats = field(init=False)
     _table: ChunkTable = field(init=False, repr=False)
     _lexical: MemoryBM25 = field(init=False, repr=False)
@@ -98,12 +101,15 @@ class MemoryWriter(DraftWriter):
                     **facts, **self.manifest_facts()}
         self._backend.versions.append(MemoryStore(
             manifest, {r.id: r for r in self.records}, list(self.chunks),
-            self.matrix(int(facts["model"]["dimension"]))))
+            self.matrix(int(facts["model"]["dimension"])),
+            self.sparse_terms(int(facts["model"].get("sparse_dimension", 0)))))
         return version
 
 
 class MemoryBackend:
     """Versions kept in a list, the last one live (``StoreBackend``)."""
+
+    keeps_sparse_terms = True
 
     def __init__(self) -> None:
         self.versions: list[MemoryStore] = []

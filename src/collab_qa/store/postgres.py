@@ -29,7 +29,7 @@ from collab_qa.analysis import TermStats, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
-from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
 from collab_qa.store.postgres_lexical import PostingRow, top_k
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 

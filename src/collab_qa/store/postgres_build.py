@@ -31,8 +31,9 @@ from collab_qa.embedding import Embedder
 from collab_qa.errors import BuildLockedError, IndexLoadError
 from collab_qa.index import BuildReport, build_into
 from collab_qa.settings import Settings
+from collab_qa.sparse import SparseVector
 from collab_qa.store import DocumentRecord, IndexStore
-from collab_qa.store.local import FORMAT_VERSION
+from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
 from collab_qa.store.postgres import (
     BM25_B,
     BM25_K1,
@@ -64,6 +65,9 @@ class PostgresBackend:
     Args:
         database: The database.
     """
+
+    # Sparse vectors would need pgvector's ``sparsevec`` column; the database keeps none yet.
+    keeps_sparse_terms = False
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -109,14 +113,14 @@ class PostgresWriter:
         self.content_ids: dict[str, str] = {}
         self.added: list[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]] = []
 
-    def keep(self, doc_id: str) -> None:
+    def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
         if self._base is None:
             raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
         self.records.append(self._base.documents[doc_id])
         self.content_ids[doc_id] = self._base.content_ids[doc_id]
 
-    def add(self, document: DocumentRecord, chunks: Sequence[Chunk],
-            vectors: np.ndarray) -> None:
+    def add(self, document: DocumentRecord, chunks: Sequence[Chunk], vectors: np.ndarray,
+            sparse: Sequence[SparseVector] | None = None) -> None:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} passages of {document.id} but {len(vectors)} vectors")
         record = replace(document, chunk_ids=tuple(c.id for c in chunks))

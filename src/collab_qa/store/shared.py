@@ -12,6 +12,7 @@ import numpy as np
 from collab_qa.analysis import TermStats
 from collab_qa.chunking import Chunk, embedding_text
 from collab_qa.documents import filler_lines
+from collab_qa.sparse import SparseTerms, SparseVector
 from collab_qa.store import DocumentRecord
 
 
@@ -106,10 +107,13 @@ class VersionWithVectors(Protocol):
     @property
     def vectors(self) -> np.ndarray: ...
 
+    @property
+    def sparse(self) -> SparseTerms | None: ...
+
 
 class DraftWriter:
     """The ``keep`` and ``add`` of an ``IndexWriter``: gathers the new version's documents,
-    passages and vectors in order. A store's writer adds ``commit``.
+    passages, vectors and sparse vectors in order. A store's writer adds ``commit``.
 
     Args:
         base: The version built on, None for a first build.
@@ -121,27 +125,46 @@ class DraftWriter:
         self.records: list[DocumentRecord] = []
         self.chunks: list[Chunk] = []
         self._vectors: list[np.ndarray] = []
+        self._sparse: list[SparseVector] = []
+        self._without_sparse = 0
 
-    def keep(self, doc_id: str) -> None:
+    def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
         if self._base is None:
             raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
         record = self._base.documents[doc_id]
         rows = [self._positions[chunk_id] for chunk_id in record.chunk_ids]
-        self.add(record, [self._base.chunks[i] for i in rows], self._base.vectors[rows])
+        terms = self._base.sparse
+        if sparse is None and terms is not None:
+            sparse = [terms.row(i) for i in rows]
+        self.add(record, [self._base.chunks[i] for i in rows], self._base.vectors[rows], sparse)
 
-    def add(self, document: DocumentRecord, chunks: Sequence[Chunk],
-            vectors: np.ndarray) -> None:
+    def add(self, document: DocumentRecord, chunks: Sequence[Chunk], vectors: np.ndarray,
+            sparse: Sequence[SparseVector] | None = None) -> None:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} passages of {document.id} but {len(vectors)} vectors")
+        if sparse is not None and len(sparse) != len(chunks):
+            raise ValueError(f"{len(chunks)} passages of {document.id} but {len(sparse)} "
+                             "sparse vectors")
         self.records.append(replace(document, chunk_ids=tuple(c.id for c in chunks)))
         self.chunks.extend(chunks)
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
+        if sparse is None:
+            self._without_sparse += len(chunks)
+        else:
+            self._sparse.extend(sparse)
 
     def matrix(self, dimension: int) -> np.ndarray:
         """The vectors of every passage, one row each, in order."""
         if not self.chunks:
             return np.zeros((0, dimension), dtype=np.float32)
         return np.concatenate(self._vectors).astype(np.float32)
+
+    def sparse_terms(self, dimension: int) -> SparseTerms | None:
+        """The sparse vectors of every passage, or None when the build keeps none
+        (``dimension`` 0) or some passage came without one."""
+        if not dimension or self._without_sparse:
+            return None
+        return SparseTerms.from_rows(self._sparse, dimension)
 
     def manifest_facts(self) -> dict[str, Any]:
         """The manifest's ``documents`` (sha256, title, chunk ids) and ``totals``."""

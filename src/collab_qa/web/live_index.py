@@ -136,6 +136,7 @@ class LiveIndex:
     def _load(self) -> LoadedIndex:
         index = self._load_store()
         searcher = Searcher(index, self.embedder, dense_weight=self.settings.dense_weight,
+                            sparse_terms=self.settings.sparse_terms,
                             max_question_chars=self.settings.max_question_chars,
                             max_k=self.settings.max_k)
         chunks_by_doc: dict[str, list[Chunk]] = {doc_id: [] for doc_id in index.documents}
