@@ -36,8 +36,9 @@ from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 # bm25s' defaults, which the local folder's BM25 uses.
 BM25_K1 = 1.5
 BM25_B = 0.75
-# Candidates the HNSW graph keeps while searching; raised to k for larger k.
+# Candidates the HNSW graph keeps while searching; raised to k for larger k, to a limit.
 EF_SEARCH = 100
+EF_SEARCH_LIMIT = 1000  # pgvector's limit; past it the iterative scan goes on to k passages
 CONNECT_TIMEOUT_SECONDS = 5
 # How long a search waits for a free pooled connection (or for a new one while the database
 # is down) before it fails with a sentence.
@@ -381,7 +382,7 @@ class PostgresStore(TableLookups):
                   "k": k}
         with self.database.pooled() as connection, connection.transaction():
             connection.execute("SELECT set_config('hnsw.ef_search', %s, true)",
-                               (str(max(EF_SEARCH, k)),))
+                               (str(min(max(EF_SEARCH, k), EF_SEARCH_LIMIT)),))
             rows = connection.execute(_DENSE_SQL.format(d=self.dimension), params).fetchall()
         return _arrays(rows)
 
