@@ -4,6 +4,7 @@ database. The copy answers as the folder does and later builds reuse its vectors
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ class CountingEmbedder(FakeEmbedder):
         super().__init__()
         self.encoded = 0
 
-    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:  # type: ignore[override]
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         self.encoded += len(texts)
         return super().encode(texts, progress=progress)
 
