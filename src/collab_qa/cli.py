@@ -428,7 +428,7 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
     table = Table(title=f"{dataset.name}: {len(dataset.queries)} queries, "
                         f"{len(dataset.corpus):,} documents, {len(index.chunks):,} chunks "
                         f"in the {'local folder' if database is None else database.describe()}, "
-                        f"dense weight {settings.dense_weight}")
+                        f"dense weight {searcher.dense_weight}")
     for column in ("mode", "nDCG@10", "Recall@100", "MRR@10",
                    f"nDCG@10 report half ({len(report_half)})", "published nDCG@10"):
         table.add_column(column, justify="left" if column == "mode" else "right")
