@@ -73,14 +73,16 @@ class Searcher:
         """The candidate passages of a query with their dense, lexical and fused scores."""
         store = self.index
         vector = self.embedder.encode_query(query.text)
-        best_ids, best_scores = store.dense_search(vector, 1)
-        best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
-                      if len(best_ids) else (None, 0.0))
         total = len(store.chunks)
         pool = min(total, max(4 * k, 40))
+        # The nearest passage comes with the dense candidates; lexical search asks for it.
+        best_ids, best_scores = store.dense_search(vector, max(pool, 1) if mode != "lexical"
+                                                   else 1)
+        best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
+                      if len(best_ids) else (None, 0.0))
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
-            candidates.update(int(i) for i in store.dense_search(vector, pool)[0])
+            candidates.update(int(i) for i in best_ids)
         if total and mode in ("hybrid", "lexical"):
             candidates.update(int(i) for i in store.lexical_search(query.text, pool)[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
