@@ -4,10 +4,13 @@ read through the store.
 Hybrid fuses min-max normalised dense and BM25 scores over the union of both candidate
 lists, each candidate scored exactly by both retrievers (FINDINGS on SciFact: normalised
 score fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts
-and cuts what is retrieved here.
+and cuts what is retrieved here. In hybrid mode the lexical half runs beside the dense half
+(a store that searches in a database then waits for both at once).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,6 +26,8 @@ from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+# Runs the lexical half of hybrid searches beside the dense half, for every searcher.
+_LEXICAL_HALF = ThreadPoolExecutor(max_workers=8, thread_name_prefix="collab-qa-lexical")
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -75,6 +80,8 @@ class Searcher:
         vector = self.embedder.encode_query(query.text)
         total = len(store.chunks)
         pool = min(total, max(4 * k, 40))
+        lexical_ids = (_LEXICAL_HALF.submit(store.lexical_search, query.text, pool)
+                       if total and mode in ("hybrid", "lexical") else None)
         # The nearest passage comes with the dense candidates; lexical search asks for it.
         best_ids, best_scores = store.dense_search(vector, max(pool, 1) if mode != "lexical"
                                                    else 1)
@@ -83,12 +90,14 @@ class Searcher:
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in best_ids)
-        if total and mode in ("hybrid", "lexical"):
-            candidates.update(int(i) for i in store.lexical_search(query.text, pool)[0])
+        if lexical_ids is not None:
+            candidates.update(int(i) for i in lexical_ids.result()[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
+        lexical_scores = (_LEXICAL_HALF.submit(store.lexical_scores, query.text, ids)
+                          if mode != "dense" else None)
         dense = (store.dense_scores(vector, ids) if mode != "lexical"
                  else np.zeros(len(ids), dtype=np.float32))
-        lexical = (store.lexical_scores(query.text, ids) if mode != "dense"
+        lexical = (lexical_scores.result() if lexical_scores is not None
                    else np.zeros(len(ids), dtype=np.float32))
         if mode == "dense":
             scores = dense
