@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from collab_qa.analysis import TermStats
 from collab_qa.answer import answer_question, search_passages
 from collab_qa.chunking import Chunk
 from collab_qa.confidence import (
     asks_named_person,
-    is_placeholder_passage,
     missing_answer_type,
     rests_on_unknown_name,
 )
 from collab_qa.conflicts import dated_statements, same_event
 from collab_qa.contacts import Contact, extract_contacts
+from collab_qa.documents import filler_lines, is_filler
 from collab_qa.embedding import FakeEmbedder
-from collab_qa.facts import sentence_spans
+from collab_qa.facts import dates_event, sentence_spans
 from collab_qa.hits import Hit
-from collab_qa.query import asked_types, asks_for_contact, is_follow_up
-from collab_qa.rerank import by_answer_type
+from collab_qa.lead import best_sentence
+from collab_qa.query import asked_types, asks_for_contact, is_follow_up, resolve_query
+from collab_qa.rerank import by_answer_type, is_placeholder_passage, placeholders_last
 from collab_qa.search import Searcher
 from tests.conftest import build
 
@@ -87,6 +91,14 @@ def test_sentences_keep_emails_whole_and_join_a_name_with_its_role() -> None:
     assert "Isabella Palomba Rydén\n\nInternational Coordinator" in profile
 
 
+def test_a_sentence_broken_across_paragraphs_is_one() -> None:
+    text = ("Partners come from Wales (Cardiff University)\n\nin the Tidewater project, with "
+            "new equipment.\n\nThe end.\nnext line after a stop")
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Partners come from Wales (Cardiff University)\n\nin the Tidewater project, with new "
+        "equipment.", "The end.", "next line after a stop"]
+
+
 def test_dated_statements_take_the_publication_year() -> None:
     swedish = hit("Avtalet - ett så kallat Memorandum of Understanding (MoU) - signerades den "
                   "17 oktober under World Health Summit.")
@@ -104,6 +116,20 @@ def test_placeholder_sections_say_nothing() -> None:
     assert not is_placeholder_passage(hit("KI\n\nKomplettera med text\n\nYou need to be "
                                            "aware of conflicts of interest."))
     assert not is_placeholder_passage(BIOBANK)
+
+
+def test_short_lines_a_template_repeats_are_filler() -> None:
+    lines = ["Read more", "Intro", "- Read more", "Read more", "Opened 2021", "Opened 2021",
+             "Opened 2021", "A longer line that says something real", *["A longer line that "
+             "says something real"] * 3]
+    fillers = filler_lines(lines)
+    assert fillers == {"read more"}
+    assert is_filler("News - Read more", fillers) and not is_filler("Intro", fillers)
+    section = hit("Contact\n\nRead more\n\nRead more", heading=("Contact",))
+    assert not is_placeholder_passage(section)
+    assert is_placeholder_passage(section, fillers)
+    answer = hit("The office answers questions on grants.")
+    assert placeholders_last([section, answer], fillers) == [answer, section]
 
 
 def test_answer_types() -> None:
@@ -246,3 +272,77 @@ def test_a_signing_and_a_start_date_are_no_conflict(tmp_path: Path) -> None:
     answer = answer_question(searcher, "When was the agreement with Zephyrion signed?",
                              k=10, abstain_below=-10)
     assert answer.conflicts == []
+
+
+def test_a_date_of_the_event_asked_about_comes_first() -> None:
+    started = hit("The collaboration was initiated in 2024.")
+    signed = hit("Avtalet signerades den 17 oktober 2023.")
+    plain = hit("KI has signed an agreement.")
+    kinds = asked_types("When was the agreement signed?")
+    assert by_answer_type(kinds, [plain, started, signed], "signed") == [signed, plain, started]
+    # With no date of that event at hand, any date still helps.
+    assert by_answer_type(kinds, [plain, started], "signed") == [started, plain]
+    assert dates_event("It was renewed in May 2018.", "renewed")
+    assert not dates_event("It was renewed. It began in 2013.", "renewed")
+
+
+def test_a_passage_in_the_other_language_is_read_by_meaning(tmp_path: Path) -> None:
+    passage = hit("Arbetet inleddes för några år sedan i Lund. Målet är en bättre vård för alla.")
+    query = resolve_query("What is the aim of the work?")
+    stats = TermStats.from_passages([(passage.chunk.id, passage.text)])
+    assert "Lund" in best_sentence(query, passage, stats)[0]  # no word is shared
+
+    def meaning(sentences: Sequence[str]) -> np.ndarray:
+        return np.array([0.7 if "Målet" in s else 0.6 for s in sentences])
+
+    assert "Målet" in best_sentence(query, passage, stats, meaning)[0]
+
+
+def test_sentence_vectors_are_encoded_once_per_passage(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("A page\n\nFirst sentence here. Second one there.\n",
+                                  encoding="utf-8")
+    embedder = CountingEmbedder()
+    searcher = Searcher(build(corpus, tmp_path / "index", embedder), embedder)
+    chunk = searcher.index.chunks[0]
+    sentences = ["First sentence here.", "Second one there."]
+    vector = embedder.encode_query("which sentence?")
+    first = searcher.sentence_similarity(vector, chunk.id, sentences)
+    calls = embedder.calls
+    again = searcher.sentence_similarity(vector, chunk.id, sentences)
+    assert embedder.calls == calls and np.allclose(first, again) and first.shape == (2,)
+
+
+class CountingEmbedder(FakeEmbedder):
+    """The fake embedder, counting how often passages are encoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        return super().encode(texts, progress=progress)
+
+
+def test_how_do_i_leads_with_where_to_turn() -> None:
+    passage = hit("Most companies value a partnership that lasts for many years. "
+                  "Help with a partnership is provided by the Partner Office (PO).")
+    stats = TermStats.from_passages([(passage.chunk.id, passage.text)])
+    for question, lead in (("How do I set up a partnership?", "Partner Office"),
+                           ("What is a good partnership?", "many years")):
+        assert lead in best_sentence(resolve_query(question), passage, stats)[0]
+
+
+def test_role_colon_names_finds_what_the_pattern_finds() -> None:
+    from collab_qa.facts import ROLE_COLON_NAME, role_colon_names
+
+    sentences = ["Coordinator: Anna Berg", "International coordinator : Erik Lund, phone",
+                 "Contact person: Maria Svensson and Head of unit: Per Olsson",
+                 "Vision: Better health for all", "Ett exempel: EU:s projekt", "no colon here",
+                 "KI: Current research collaboration with other companies", ":", ""]
+    for sentence in sentences:
+        expected = [(m.span(), m.groups()) for m in ROLE_COLON_NAME.finditer(sentence)]
+        assert [(m.span(), m.groups()) for m in role_colon_names(sentence)] == expected
+    assert role_colon_names("KI operational delegate: Anna Berg")[0].group("name") == "Anna Berg"

@@ -150,13 +150,15 @@ def test_the_blind_split_is_scored_only_by_name(tmp_path: Path) -> None:
     path = tmp_path / "set.jsonl"
     path.write_text("".join(json.dumps({"id": qid, "question": f"{qid}?", "answers": [],
                                         "split": split, "tags": ["x"] if split else []}) + "\n"
-                            for qid, split in (("d", "dev"), ("b", "blind"), ("n", None))),
+                            for qid, split in (("d", "dev"), ("b", "blind"), ("c", "blind2"),
+                                               ("n", None))),
                     encoding="utf-8")
     assert [q.id for q in load_questions(path)] == ["d", "n"]
     blind = load_questions(path, split="blind")
     assert [(q.id, q.tags) for q in blind] == [("b", ("x",))]
+    assert [q.id for q in load_questions(path, split="blind2")] == ["c"]
     with pytest.raises(EvalFileError, match=r"no questions with split 'test' \(its splits: "
-                                            r"blind, dev\)"):
+                                            r"blind, blind2, dev\)"):
         load_questions(path, split="test")
 
 

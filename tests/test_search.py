@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from collab_qa.analysis import lexical_tokens
 from collab_qa.answer import search_passages
+from collab_qa.chunking import Chunk
 from collab_qa.embedding import FakeEmbedder
 from collab_qa.errors import QuestionError
-from collab_qa.query import compose_query, is_follow_up
+from collab_qa.query import compose_query, is_follow_up, resolve_query
 from collab_qa.search import Searcher
 from tests.conftest import build
 
@@ -109,3 +111,54 @@ def test_a_passage_holding_the_name_asked_about_comes_first(real_searcher: Searc
     # Without the name boost the industry page's "Develop a structure" section came first.
     for question in ("do we have an agreement with Charité?", "an agreement with Charite?"):
         assert "Charit" in search_passages(real_searcher, question, k=1)[0].text
+
+
+def test_a_passage_in_the_other_language_takes_its_spread_dense_score(
+    tmp_corpus: Path, tmp_path: Path,
+) -> None:
+    embedder = FakeEmbedder(model_id="fake multilingual-e5")
+    searcher = Searcher(build(tmp_corpus, tmp_path / "index", embedder), embedder)
+    english = Chunk("a.txt", 0, (), 0, 48, "The office is open to all of the staff on weekdays.")
+    far, near = (Chunk(f"{name}.txt", 0, (), 0, 50, "Kontoret är öppet för alla på vardagar och "
+                       "helger.") for name in ("far", "near"))
+    query = resolve_query("When is the office open?")
+    dense = np.array([0.85, 0.80, 0.84], dtype=np.float32)
+    scores = searcher._fuse(query, [english, far, near], dense, np.array([3.0, 0.0, 0.0]))
+    # The Swedish passage farthest in meaning gets no credit in BM25's place, the nearest
+    # gets most of it; sharing the words and nearest in meaning still ranks first.
+    weight = searcher.dense_weight
+    assert scores[1] == pytest.approx(weight * 0.80 / 0.85)
+    assert scores[1] < scores[2] < scores[0] == pytest.approx(1.0)
+
+
+def _bm25s_tokens(texts: list[str], language: str) -> list[list[str]]:
+    import bm25s
+
+    from collab_qa import analysis
+
+    tokenized = bm25s.tokenize(
+        [analysis._common_numbers(analysis.fold_accents(text)) for text in texts],
+        stopwords=list(analysis._stopwords()), stemmer=analysis._stemmer(language),
+        return_ids=False, show_progress=False)
+    return [list(tokens) for tokens in tokenized]
+
+
+@pytest.mark.parametrize("language", ["en", "sv"])
+def test_tokens_are_those_bm25s_tokenize_gives(language: str) -> None:
+    from collab_qa.analysis import _tokenize
+    from tests.conftest import CORPUS
+
+    texts = [line for path in sorted(CORPUS.iterdir()) if path.is_file()
+             for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    texts += ["", "a", "Café CAFÉ cafe", "ﬁve İstanbul straße ΣΊΣΥΦΟΣ", "KM-4 2.7 17 oktober",
+              "fyra 4 four, 7 sju", "e-mail: x_y@ki.se +46 8 524 800 00", "日本語 ok ü"]
+    assert _tokenize(texts, language) == _bm25s_tokens(texts, language)
+    assert [_tokenize([text], language)[0] for text in texts] == _bm25s_tokens(texts, language)
+
+
+def test_a_query_is_scored_once_and_its_scores_cannot_change(searcher: Searcher) -> None:
+    lexical = searcher.index.lexical  # type: ignore[attr-defined]
+    scores = lexical.scores("biobank samples")
+    assert scores is lexical.scores("biobank samples")
+    assert scores.max() > 0 and not scores.flags.writeable
+    assert lexical.scores("biobank").tolist() != scores.tolist()

@@ -86,17 +86,23 @@ def _common_numbers(text: str) -> str:
     return _NUMBER_WORD.sub(lambda match: _NUMBER_WORDS[match.group()], text)
 
 
-def _tokenize(texts: Sequence[str], language: str) -> list[list[str]]:
-    import bm25s
+# bm25s' token pattern (scikit-learn's): words of two or more word characters.
+_BM25_TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
-    tokenized = bm25s.tokenize(
-        [_common_numbers(fold_accents(text)) for text in texts],
-        stopwords=list(_stopwords()),
-        stemmer=_stemmer(language),
-        return_ids=False,
-        show_progress=False,
-    )
-    return [list(tokens) for tokens in tokenized]
+
+def _tokenize(texts: Sequence[str], language: str) -> list[list[str]]:
+    """What ``bm25s.tokenize(..., return_ids=False)`` returns for the folded texts: lower
+    case, bm25s' token pattern, stop words dropped, each distinct word stemmed once.
+
+    Done here rather than by ``bm25s.tokenize``, which builds three progress bars and a
+    set of the stop words for every text: for one question that was most of the search's
+    time. The tokens are the same (a test compares the two)."""
+    stopwords = _stopwords()
+    words = [[word for word in _BM25_TOKEN.findall(_common_numbers(fold_accents(text)).lower())
+              if word not in stopwords] for text in texts]
+    distinct = list(dict.fromkeys(word for text_words in words for word in text_words))
+    stems = dict(zip(distinct, _stemmer(language).stemWords(distinct), strict=True))
+    return [[stems[word] for word in text_words] for text_words in words]
 
 
 def lexical_tokens(texts: Sequence[str],
@@ -124,12 +130,18 @@ def query_tokens(text: str) -> list[str]:
     """The tokens a question is searched with: its words stemmed in its own language and,
     where the other language stems them differently, that way too (names and loan words
     are shared across languages; a word that only the other language's passages hold
-    finds nothing, so it costs nothing)."""
-    own = lexical_tokens([text])[0]
+    finds nothing, so it costs nothing). Cached: a question is scored more than once."""
+    return list(_query_tokens(text))
+
+
+@lru_cache(maxsize=4096)
+def _query_tokens(text: str) -> tuple[str, ...]:
     if not (STEM_BY_LANGUAGE and QUERY_IN_BOTH_LANGUAGES):
-        return own
-    others = [lexical_tokens([text], [language])[0] for language in _STEMMER_NAMES]
-    return list(dict.fromkeys([*own, *(token for tokens in others for token in tokens)]))
+        return tuple(lexical_tokens([text])[0])
+    stemmed = {language: _tokenize([text], language)[0] for language in _STEMMER_NAMES}
+    own = stemmed[detect_language(text)]
+    return tuple(dict.fromkeys([*own, *(token for tokens in stemmed.values()
+                                        for token in tokens)]))
 
 
 # Question words carry no topic; bm25s' stop-word lists keep some of them.
@@ -167,8 +179,9 @@ def within_edits(first: str, second: str, limit: int) -> bool:
 
 @dataclass
 class TermStats:
-    """Word statistics of one index: the IDF of every content word over its passages, and
-    each passage's content words. A store computes them once, when it loads."""
+    """Word statistics of one index: the IDF of every content word over its passages, each
+    passage's content words, and the filler lines its documents repeat
+    (``documents.filler_lines``). A store computes them once, when it loads."""
 
     idf: dict[str, float]
     unknown_idf: float
@@ -176,6 +189,7 @@ class TermStats:
     near: dict[str, bool] = field(default_factory=dict)
     by_prefix: dict[str, list[str]] = field(default_factory=dict)
     size: int = 0
+    fillers: frozenset[str] = frozenset()
 
     @classmethod
     def from_passages(cls, passages: Iterable[tuple[str, str]]) -> TermStats:

@@ -1,18 +1,21 @@
 """Question -> Answer: runs the stages in order, query -> search -> rerank -> contacts ->
-confidence -> lead -> conflicts, each reading what the one before produced; no model call
-after the query is encoded."""
+confidence -> lead -> conflicts, each reading what the one before produced. After the query
+is encoded, the model is called only to read a top passage in the other language than the
+question's, sentence by sentence, once per passage."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
+from collab_qa.analysis import passage_language
 from collab_qa.confidence import confidence_signal
 from collab_qa.conflicts import Conflict, find_conflicts
 from collab_qa.contacts import Contact, find_contacts
 from collab_qa.hits import Hit
-from collab_qa.lead import best_sentence
+from collab_qa.lead import SentenceMeaning, best_sentence
 from collab_qa.query import resolve_query
 from collab_qa.rerank import Ranking, rank
 from collab_qa.search import Searcher
@@ -64,6 +67,17 @@ def search_passages(searcher: Searcher, question: str, k: int = 5, mode: str = "
     return rank_question(searcher, question, k, mode, history).hits
 
 
+def _meaning_across_languages(searcher: Searcher, ranking: Ranking,
+                              top: Hit) -> SentenceMeaning | None:
+    """How to read the top passage's sentences by meaning, when it is in the other language
+    than the question's and the model reads both; otherwise None (shared words decide)."""
+    language = ranking.query.language
+    if (not searcher.cross_language_dense or not language
+            or passage_language(top.text) in ("", language)):
+        return None
+    return partial(searcher.sentence_similarity, ranking.retrieval.vector, top.chunk.id)
+
+
 def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid",
                     history: Sequence[str] = (),
                     abstain_below: float | None = None) -> Answer:
@@ -85,7 +99,8 @@ def answer_question(searcher: Searcher, question: str, k: int = 5, mode: str = "
     confidence, signals = confidence_signal(ranking, stats, contacts.role_named)
     abstained = confidence < (searcher.abstain_below if abstain_below is None else abstain_below)
     hits = ranking.ordered
-    sentence, span = (None, None) if abstained else best_sentence(query, hits[0], stats)
+    sentence, span = (None, None) if abstained else best_sentence(
+        query, hits[0], stats, _meaning_across_languages(searcher, ranking, hits[0]))
     # Dates are compared when the question is about one ("when…", "signed…"), so an answer
     # about something else is not cluttered with a disagreement it did not ask about.
     conflicts, quoted = ([], []) if abstained or not query.about_dates else find_conflicts(

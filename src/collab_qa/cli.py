@@ -255,7 +255,8 @@ def serve(
     # Bounded: at most max_connections at once (then 503), idle keep-alive closed after 15 s
     # (longer than clients' pools keep idle connections, httpx 5 s: with equal timeouts a
     # request sent just as the server closes fails), X-Forwarded-For trusted from a proxy on
-    # this machine only, no Server header.
+    # this machine only, no Server header. uvicorn parses HTTP with httptools (a dependency)
+    # where it is installed, in C, rather than with h11 in Python.
     uvicorn.run(create_app(settings, embedder=embedder, watch=watch), host=settings.host,
                 port=settings.port, log_level="info", timeout_keep_alive=15,
                 limit_concurrency=settings.max_connections, timeout_graceful_shutdown=10,
@@ -308,7 +309,8 @@ def eval_command(
         "--fail-under", help="METRIC=VALUE, repeatable; exit 1 when a mode misses it "
         "(for latency and answerable_abstained: when it exceeds it).")] = None,
     split: Annotated[str | None, typer.Option(
-        help="Only questions of this split: dev, test or blind (blind is left out otherwise).")
+        help="Only questions of this split: dev, test, blind or blind2 "
+             "(the blind splits are left out otherwise).")
                      ] = None,
     beir: Annotated[Path | None, typer.Option(
         help="Run a BEIR-layout benchmark folder (e.g. SciFact) instead of a question file.")

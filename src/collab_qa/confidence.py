@@ -12,26 +12,14 @@ from collections.abc import Sequence
 
 from collab_qa import lang
 from collab_qa.analysis import TermStats, text_tokens
-from collab_qa.chunking import is_placeholder, is_plain_heading
 from collab_qa.facts import AMOUNT, DATE, EMAIL, YEAR, phones
 from collab_qa.hits import Hit
 from collab_qa.lead import coverage, passage_tokens
 from collab_qa.query import ASKS_AMOUNT, ASKS_DEADLINE, ASKS_EMAIL, ASKS_NAMED_PERSON, ASKS_PHONE
-from collab_qa.rerank import Ranking
+from collab_qa.rerank import Ranking, is_placeholder_passage
 
 _ALTERNATIVE = re.compile(rf"\s(?:{lang.alternation('alternative')})\s", re.IGNORECASE)
 _ENTITY = re.compile(r"(?<=[\w,;:] )[A-ZÅÄÖÜ][\w-]+|\b[A-ZÅÄÖ]{2,}\b")
-
-
-def is_placeholder_passage(hit: Hit) -> bool:
-    """A passage whose lines are only headings and placeholders: the section exists but
-    says nothing yet."""
-    headings = set(hit.chunk.heading_path) | {hit.title}
-    lines = [line.strip(" -") for line in hit.text.split("\n") if line.strip(" -")]
-    content = [line for line in lines if line not in headings and not is_plain_heading(line)
-               and any(ch.isalpha() for ch in line)]  # a bare date line says nothing
-    return bool(lines) and any(is_placeholder(line) for line in lines) and all(
-        is_placeholder(line) for line in content)
 
 
 def missing_answer_type(question: str, hits: Sequence[Hit]) -> bool:
@@ -114,8 +102,8 @@ def confidence_signal(ranking: Ranking, stats: TermStats,
     unknown_name = 1.0 if rests_on_unknown_name(query.text, stats) else 0.0
     missing = 1.0 if missing_answer_type(query.question, ranking.completed) else 0.0
     nobody = 1.0 if asks_named_person(query.question) and not role_named else 0.0
-    placeholder = 1.0 if lexical_best is not None and is_placeholder_passage(lexical_best) \
-        else 0.0
+    placeholder = 1.0 if lexical_best is not None and is_placeholder_passage(
+        lexical_best, stats.fillers) else 0.0
     confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
                   - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder - 1.0 * nobody)
     return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),

@@ -8,6 +8,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from collab_qa import lang
 from collab_qa.analysis import fold_accents
@@ -17,9 +18,9 @@ from collab_qa.facts import (
     NAME_COMMA_ROLE,
     PERSON_LINE,
     PROVIDED_BY,
-    ROLE_COLON_NAME,
     ROLE_LINE,
     phones,
+    role_colon_names,
     sentence_spans,
 )
 from collab_qa.hits import Hit
@@ -82,7 +83,7 @@ def _clean_name(name: str) -> str:
     return re.sub(r"\s+", " ", name).strip(" -–:,;")
 
 
-def _details_in(hit: Hit, sentence: str) -> list[tuple[str | None, str | None, str | None]]:
+def _details_in(sentence: str) -> list[tuple[str | None, str | None, str | None]]:
     """(name, email, phone) for the emails and phones of one sentence."""
     emails = EMAIL.findall(sentence)
     numbers = phones(sentence)
@@ -104,8 +105,7 @@ def _people_in(sentence: str) -> list[tuple[str, str | None]]:
     found: list[tuple[str, str | None]] = []
     # Cheap guards first: the patterns below backtrack and cost a millisecond a passage.
     lowered = sentence.lower()
-    if ":" in sentence:
-        found += [(m.group("name"), m.group("role")) for m in ROLE_COLON_NAME.finditer(sentence)]
+    found += [(m.group("name"), m.group("role")) for m in role_colon_names(sentence)]
     if "," in sentence:
         found += [(m.group("name"), m.group("role")) for m in NAME_COMMA_ROLE.finditer(sentence)]
     units = []
@@ -118,20 +118,30 @@ def _people_in(sentence: str) -> list[tuple[str, str | None]]:
     return found + [(unit, None) for unit in units]
 
 
+# (name, email, phone, role, sentence) of one contact found in a passage's text.
+_Found = tuple[str | None, str | None, str | None, str | None, str]
+
+
 def _contacts_in(hit: Hit, rank: int, people: bool) -> list[Contact]:
     """Contacts of one passage, in text order."""
-    found: list[Contact] = []
-    text = hit.text
+    return [Contact(name, email, phone, rank, hit.citation, role, hit.doc_id, sentence)
+            for name, email, phone, role, sentence in _found_in(hit.text, people)]
+
+
+@lru_cache(maxsize=4096)
+def _found_in(text: str, people: bool) -> tuple[_Found, ...]:
+    """The contacts a passage's text holds, in text order (cached: the patterns cost up to
+    a millisecond a passage, and the first passages recur from question to question)."""
+    found: list[_Found] = []
 
     def add(name: str | None, email: str | None, phone: str | None, role: str | None,
             sentence: str) -> None:
-        found.append(Contact(_clean_name(name) if name else None, email, phone, rank,
-                             hit.citation, _clean_name(role) if role else None, hit.doc_id,
-                             sentence))
+        found.append((_clean_name(name) if name else None, email, phone,
+                      _clean_name(role) if role else None, sentence))
 
     for a, b in sentence_spans(text):
         sentence = text[a:b]
-        details = _details_in(hit, sentence)
+        details = _details_in(sentence)
         for name, email, phone in details:
             add(name, email, phone, None, sentence)
         if people and not details:
@@ -143,7 +153,7 @@ def _contacts_in(hit: Hit, rank: int, people: bool) -> list[Contact]:
         for name, role in itertools.pairwise(lines):
             if PERSON_LINE.match(name) and ROLE_LINE.match(role):
                 add(name, None, None, role, f"{name}, {role}")
-    return found
+    return tuple(found)
 
 
 def _merge_units(contacts: list[Contact]) -> list[Contact]:

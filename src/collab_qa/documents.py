@@ -12,7 +12,8 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -198,6 +199,32 @@ LOADERS: dict[str, Callable[[bytes], tuple[str, TextFormat]]] = {
 def is_placeholder(line: str) -> bool:
     """Lines that stand in for content not written yet ("lorem ipsum", "TBD")."""
     return bool(_PLACEHOLDER.search(line))
+
+
+#: A short line found this often on a line of its own is a template's filler.
+FILLER_REPEATS = 3
+FILLER_MAX_WORDS = 5
+
+
+def _line_key(line: str) -> str:
+    return line.strip(" -\t").casefold()
+
+
+def filler_lines(lines: Iterable[str]) -> frozenset[str]:
+    """The short lines that occur at least ``FILLER_REPEATS`` times in ``lines`` (each line
+    of the documents once): a template's stand-in text or a link label, not content. Lines
+    with a digit (a date, a number) are never filler."""
+    counts = Counter(_line_key(line) for line in lines)
+    return frozenset(line for line, count in counts.items()
+                     if count >= FILLER_REPEATS and any(c.isalpha() for c in line)
+                     and not any(c.isdigit() for c in line)
+                     and len(line.split()) <= FILLER_MAX_WORDS)
+
+
+def is_filler(line: str, fillers: frozenset[str]) -> bool:
+    """``line`` is a filler line, alone or after a short label ("B - <filler>")."""
+    key = _line_key(line)
+    return key in fillers or key.rpartition(" - ")[2] in fillers
 
 
 def is_plain_heading(line: str) -> bool:

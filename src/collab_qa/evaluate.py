@@ -38,9 +38,10 @@ from collab_qa.metrics import (
 from collab_qa.query import compose_query
 from collab_qa.search import Searcher
 
-SPLITS = ("dev", "test", "blind")
-#: Scored only when asked for by name, so routine runs never show its answers.
-BLIND_SPLIT = "blind"
+SPLITS = ("dev", "test", "blind", "blind2")
+#: Scored only when asked for by name, so routine runs never show their answers. A new blind
+#: split is written before a round changes any rule, and scored once at its end.
+BLIND_SPLITS = frozenset({"blind", "blind2"})
 #: The metrics reported per tag, over the answerable questions that carry it.
 TAG_METRICS = ("hit@1", "recall@5", "mrr@10")
 METRICS = ("hit@1", "recall@5", "mrr@10", "ndcg@10", "evidence@1",
@@ -170,7 +171,7 @@ def load_questions(path: Path, known_docs: Iterable[str] | None = None,
                    split: str | None = None) -> list[EvalQuestion]:
     """Read a question file, optionally keeping one split.
 
-    Without a split every question is kept except the blind split's, which is scored only
+    Without a split every question is kept except the blind splits', which are scored only
     when asked for by name.
 
     Raises:
@@ -185,7 +186,7 @@ def load_questions(path: Path, known_docs: Iterable[str] | None = None,
         raise EvalFileError(f"The question file {path} cannot be read ({exc}).") from None
     questions = parse_questions(text.splitlines(), str(path), known_docs)
     if split is None:
-        return [q for q in questions if q.split != BLIND_SPLIT]
+        return [q for q in questions if q.split not in BLIND_SPLITS]
     if split not in SPLITS:
         raise EvalFileError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
     kept = [q for q in questions if q.split == split]

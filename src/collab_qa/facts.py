@@ -61,6 +61,12 @@ def holds_date(text: str) -> bool:
     return bool(DATE.search(text) or re.search(rf"\b{YEAR}\b", text))
 
 
+def dates_event(text: str, kind: str) -> bool:
+    """Whether a sentence of the text dates an event of this kind ("signed on …")."""
+    return any(holds_date(sentence) and event_kind(sentence) == kind
+               for sentence in (text[a:b] for a, b in sentence_spans(text)))
+
+
 def holds_type(text: str, kind: str) -> bool:
     """Whether a passage holds a thing of the kind (a date, a number, a phone, an email)."""
     if kind == "date":
@@ -69,15 +75,18 @@ def holds_type(text: str, kind: str) -> bool:
         return bool(_NUMBER.search(text))
     if kind == "phone":
         return bool(phones(text))
+    if kind == "way":
+        return points_to_help(text)
     return bool(EMAIL.search(text))
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of the sentences of a passage: lines, cut after . ! ? before a capital.
 
-    Emails, decimals and abbreviations inside a sentence stay whole. A name on its own line
-    followed by a role line (a profile box: the name, then "International Coordinator") is
-    one span, so the name and the role are shown together."""
+    Emails, decimals and abbreviations inside a sentence stay whole. A sentence broken
+    across lines (the next line starts in lower case) is one span, and so is a name on its
+    own line followed by a role line (a profile box: the name, then "International
+    Coordinator"), so the name and the role are shown together."""
     spans: list[tuple[int, int]] = []
     offset = 0
     for line in text.split("\n"):
@@ -94,18 +103,38 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         offset += len(line) + 1
     merged: list[tuple[int, int]] = []
     for span in spans:
-        if merged and PERSON_LINE.match(text[slice(*merged[-1])]) and ROLE_LINE.match(
-                text[slice(*span)]) and "\n" in text[merged[-1][1]:span[0]]:
+        if merged and "\n" in text[merged[-1][1]:span[0]] and (
+                _continues(text[slice(*merged[-1])], text[slice(*span)])
+                or (PERSON_LINE.match(text[slice(*merged[-1])])
+                    and ROLE_LINE.match(text[slice(*span)]))):
             merged[-1] = (merged[-1][0], span[1])
         else:
             merged.append(span)
     return merged
 
 
+def _continues(previous: str, line: str) -> bool:
+    """A line that starts in lower case after one that ends without a stop carries on its
+    sentence (a sentence broken across lines or paragraphs)."""
+    return line[:1].islower() and previous[-1:] not in ".!?:;"
+
+
 ROLE_COLON_NAME = re.compile(
     rf"(?P<role>[A-Z][\w -]{{2,60}}?(?:{ROLE_WORDS}))\s*:\s*(?P<name>{PERSON})",
     re.IGNORECASE,
 )
+# Every match of ROLE_COLON_NAME has a role word right before its colon. Looking for that
+# alone is much cheaper than the pattern, which tries up to 60 characters from each letter.
+_ROLE_BEFORE_COLON = re.compile(rf"(?:{ROLE_WORDS})\s*:", re.IGNORECASE)
+
+
+def role_colon_names(sentence: str) -> list[re.Match[str]]:
+    """The matches of ``ROLE_COLON_NAME`` in a sentence ("Head of unit: Anna Berg")."""
+    if ":" not in sentence or not _ROLE_BEFORE_COLON.search(sentence):
+        return []
+    return list(ROLE_COLON_NAME.finditer(sentence))
+
+
 NAME_COMMA_ROLE = re.compile(
     rf"(?P<name>{PERSON}),\s+(?P<role>(?:[\w-]+\s+){{0,3}}?(?:{ROLE_WORDS})\b[^,.;\n]{{0,50}})"
 )
@@ -121,10 +150,17 @@ PROVIDED_BY = re.compile(
 )
 
 
+def points_to_help(text: str) -> bool:
+    """Whether a text names where to turn: a unit to contact or that provides the support,
+    an email or a phone number."""
+    return bool(CONTACT_UNIT.search(text) or PROVIDED_BY.search(text) or EMAIL.search(text)
+                or phones(text))
+
+
 def holds_contact(sentence: str) -> bool:
     """Whether a sentence gives contact details: an email, a phone, a person with a role, a
     unit to contact, or several lines (a profile box)."""
     return bool(EMAIL.search(sentence) or phones(sentence) or "\n" in sentence
-                or (":" in sentence and ROLE_COLON_NAME.search(sentence))
+                or bool(role_colon_names(sentence))
                 or ("," in sentence and NAME_COMMA_ROLE.search(sentence))
                 or CONTACT_UNIT.search(sentence) or PROVIDED_BY.search(sentence))

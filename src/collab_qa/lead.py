@@ -4,16 +4,36 @@ question's IDF-weighted words and by what the question asks for (no model call).
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Callable, Sequence, Set
 
 import numpy as np
 
 from collab_qa import lang
 from collab_qa.analysis import TermStats, content_tokens, text_tokens
 from collab_qa.chunking import embedding_text
-from collab_qa.facts import DATE, EMAIL, YEAR, holds_contact, phones, sentence_spans
+from collab_qa.documents import is_filler, is_placeholder
+from collab_qa.facts import (
+    DATE,
+    EMAIL,
+    YEAR,
+    holds_contact,
+    phones,
+    points_to_help,
+    sentence_spans,
+)
 from collab_qa.hits import Hit
-from collab_qa.query import ASKS_CONTACT, ASKS_DATE, ASKS_EMAIL, ASKS_NUMBER, ASKS_PHONE, Query
+from collab_qa.query import (
+    ASKS_CONTACT,
+    ASKS_DATE,
+    ASKS_EMAIL,
+    ASKS_NUMBER,
+    ASKS_PHONE,
+    ASKS_WAY,
+    Query,
+)
+
+#: The cosine of each sentence with the question, for a passage read across languages.
+SentenceMeaning = Callable[[Sequence[str]], np.ndarray]
 
 # Digits and unambiguous number words ("one" or "en" is as often an ordinary word).
 _NUMBER_WORDS = [word for word in lang.numbers() if word not in lang.words("ambiguous_numbers")]
@@ -35,8 +55,9 @@ def coverage(query_weights: dict[str, float], tokens: Set[str]) -> float:
 
 
 def _sentence_bonus(sentence: str, question: str) -> float:
-    """Extra score for a sentence that holds the kind of thing the question asks for, and a
-    penalty for fragments (a lead-in "… within:" or a few words without a verb)."""
+    """Extra score for a sentence that holds the kind of thing the question asks for (for
+    "how do I …?", where to turn), and a penalty for fragments (a lead-in "… within:" or a
+    few words without a verb)."""
     bonus = 0.0
     if ASKS_DATE.search(question) and (DATE.search(sentence) or re.search(YEAR, sentence)):
         bonus += 0.25
@@ -46,7 +67,8 @@ def _sentence_bonus(sentence: str, question: str) -> float:
         bonus += 0.4
     if ASKS_EMAIL.search(question) and EMAIL.search(sentence):
         bonus += 0.4
-    if ASKS_CONTACT.search(question) and holds_contact(sentence):
+    if ((ASKS_CONTACT.search(question) and holds_contact(sentence))
+            or (ASKS_WAY.search(question) and points_to_help(sentence))):
         bonus += 0.3
     if sentence.rstrip().endswith(":"):
         bonus -= 0.3
@@ -67,21 +89,36 @@ def _sentence_weights(query: Query, hit: Hit, stats: TermStats) -> dict[str, flo
             for t, w in weights.items()}
 
 
-def best_sentence(query: Query, hit: Hit, stats: TermStats) -> tuple[str, tuple[int, int]]:
+def _scaled(values: np.ndarray) -> np.ndarray:
+    """``values`` mapped onto 0..1 within the passage (all ones when they are equal)."""
+    low, high = float(values.min()), float(values.max())
+    return np.ones_like(values) if high - low < 1e-9 else (values - low) / (high - low)
+
+
+def best_sentence(query: Query, hit: Hit, stats: TermStats,
+                  meaning: SentenceMeaning | None = None) -> tuple[str, tuple[int, int]]:
     """The sentence of ``hit`` that answers best, and its span in the document.
 
     Score: IDF-weighted share of the query's words in the sentence (see
     :func:`_sentence_weights`), plus a bonus when the sentence holds what the question asks
-    for (date, number, phone, email, contact). Lines that only repeat the passage's headings
-    are skipped unless nothing else is left; ties go to the earlier sentence.
+    for (date, number, phone, email, contact). With ``meaning`` (a passage in the other
+    language than the question's, which shares few of its words but names), the share of
+    words is averaged with the sentences' closeness in meaning to the question, scaled
+    within the passage. Lines that only repeat the passage's headings are skipped unless
+    nothing else is left; ties go to the earlier sentence.
     """
     text = hit.text
     spans = sentence_spans(text) or [(0, len(text))]
     headings = {h.strip() for h in hit.chunk.heading_path} | {hit.title.strip()}
-    body = [(a, b) for a, b in spans if text[a:b] not in headings] or spans
+    body = [(a, b) for a, b in spans if text[a:b] not in headings
+            and not is_placeholder(text[a:b]) and not is_filler(text[a:b], stats.fillers)
+            ] or spans
     sentences = [text[a:b] for a, b in body]
     weights = _sentence_weights(query, hit, stats)
-    scores = [coverage(weights, set(tokens)) + _sentence_bonus(sentence, query.question)
-              for sentence, tokens in zip(sentences, content_tokens(sentences), strict=True)]
+    closeness = np.array([coverage(weights, set(tokens)) for tokens in content_tokens(sentences)])
+    if meaning is not None:
+        closeness = (closeness + _scaled(meaning(sentences))) / 2
+    scores = [close + _sentence_bonus(sentence, query.question)
+              for sentence, close in zip(sentences, closeness.tolist(), strict=True)]
     a, b = body[int(np.argmax(scores))]
     return text[a:b], (hit.chunk.start + a, hit.chunk.start + b)

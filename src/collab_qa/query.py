@@ -33,6 +33,7 @@ ASKS_NUMBER = _any_of("asks_number")
 # A question about who holds a role wants a person's name, not a unit or an address.
 ASKS_NAMED_PERSON = _any_of("asks_named_person")
 ASKS_AMOUNT = _any_of("asks_amount")
+ASKS_WAY = _any_of("asks_way")
 ASKS_DEADLINE = re.compile(
     rf"(?:^|[.?!]\s+)(?:(?:{lang.alternation('and_words')})\s+)?"
     rf"(?:{lang.alternation('asks_deadline_start')})\b"

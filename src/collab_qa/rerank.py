@@ -19,7 +19,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from collab_qa.analysis import lexical_tokens
-from collab_qa.facts import holds_type
+from collab_qa.chunking import is_placeholder, is_plain_heading
+from collab_qa.documents import is_filler
+from collab_qa.facts import dates_event, event_kind, holds_type
 from collab_qa.hits import Hit, Retrieval
 from collab_qa.query import Query, asked_types
 from collab_qa.store import IndexStore
@@ -129,16 +131,44 @@ def with_next_passage(store: IndexStore, retrieval: Retrieval, kinds: frozenset[
     return [hits[0], second, *rest][: len(hits)]
 
 
-def by_answer_type(kinds: frozenset[str], hits: list[Hit]) -> list[Hit]:
+def is_placeholder_passage(hit: Hit, fillers: frozenset[str] = frozenset()) -> bool:
+    """A passage whose lines are only headings and placeholders (or ``fillers``): the
+    section exists but says nothing yet."""
+    headings = set(hit.chunk.heading_path) | {hit.title}
+    lines = [line.strip(" -") for line in hit.text.split("\n") if line.strip(" -")]
+
+    def empty(line: str) -> bool:
+        return is_placeholder(line) or is_filler(line, fillers)
+
+    content = [line for line in lines if line not in headings and not is_plain_heading(line)
+               and any(ch.isalpha() for ch in line)]  # a bare date line says nothing
+    return bool(lines) and any(empty(line) for line in lines) and all(
+        empty(line) for line in content)
+
+
+def placeholders_last(hits: list[Hit], fillers: frozenset[str]) -> list[Hit]:
+    """The passages in the same order, those that say nothing yet (only headings over
+    placeholder or filler lines) moved to the end."""
+    return sorted(hits, key=lambda hit: is_placeholder_passage(hit, fillers))
+
+
+def by_answer_type(kinds: frozenset[str], hits: list[Hit], event: str | None = None,
+                   ) -> list[Hit]:
     """Let a passage that holds what the question asks for (a date for "when…") move up to
     ``ANSWER_TYPE_JUMP`` places past passages of the first ``ANSWER_TYPE_WINDOW`` that do
-    not."""
+    not. When the question dates an event of a kind ("when was it signed?"), only a date of
+    that kind of event counts, if any passage there holds one, and it comes first."""
     if not kinds or len(hits) < 2:
         return list(hits)
     head = list(hits[:ANSWER_TYPE_WINDOW])
-    keys = [rank - (ANSWER_TYPE_JUMP if all(holds_type(hit.text, kind) for kind in kinds)
-                    else 0)
-            for rank, hit in enumerate(head)]
+    holds = [all(holds_type(hit.text, kind) for kind in kinds) for hit in head]
+    jump = ANSWER_TYPE_JUMP
+    if event is not None and "date" in kinds:
+        dated = [held and dates_event(hit.text, event) for held, hit in zip(holds, head,
+                                                                            strict=True)]
+        if any(dated):
+            holds, jump = dated, ANSWER_TYPE_WINDOW
+    keys = [rank - (jump if held else 0) for rank, held in enumerate(holds)]
     order = sorted(range(len(head)), key=lambda i: (keys[i], i))
     return [head[i] for i in order] + list(hits[ANSWER_TYPE_WINDOW:])
 
@@ -154,7 +184,9 @@ def rank(store: IndexStore, retrieval: Retrieval, k: int) -> Ranking:
     query = retrieval.query
     hits = boost_names(store, query, retrieval.candidates)
     hits = boost_new_subject(store, query, hits)
-    hits = distinct_top(boost_topic(query.topic_document, hits), k)
-    ordered = by_answer_type(query.kinds, with_next_passage(store, retrieval, query.kinds, hits))
+    hits = placeholders_last(distinct_top(boost_topic(query.topic_document, hits), k),
+                             store.term_stats.fillers)
+    ordered = by_answer_type(query.kinds, with_next_passage(store, retrieval, query.kinds, hits),
+                             event_kind(query.question))
     completed = with_next_passage(store, retrieval, asked_types(query.question), hits)
     return Ranking(retrieval, hits, ordered, completed)

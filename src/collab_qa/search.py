@@ -4,12 +4,13 @@ read through the store.
 Hybrid fuses min-max normalised dense and BM25 scores over the union of both candidate
 lists, each candidate scored exactly by both retrievers (FINDINGS on SciFact: normalised
 score fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts
-and cuts what is retrieved here. In hybrid mode the lexical half runs beside the dense half
-(a store that searches in a database then waits for both at once).
+and cuts what is retrieved here.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,8 +27,12 @@ from collab_qa.settings import SearchMode, Settings
 from collab_qa.store import IndexStore
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
-# Runs the lexical half of hybrid searches beside the dense half, for every searcher.
-_LEXICAL_HALF = ThreadPoolExecutor(max_workers=8, thread_name_prefix="collab-qa-lexical")
+# Lexical search needs no vector, so it runs here while the question is encoded (the
+# models' engines release the GIL); when no thread of it is free by the time the vector is
+# ready, the request's own thread does it.
+_LEXICAL_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical-search")
+#: Passages whose sentence vectors are kept (a passage has a handful of sentences).
+SENTENCE_CACHE_PASSAGES = 4096
 
 
 def _bounds(values: np.ndarray) -> tuple[float, float]:
@@ -39,6 +44,14 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     if high - low < 1e-9:
         return np.zeros_like(values) if high <= 0 else np.ones_like(values)
     return (values - low) / (high - low)
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """``values`` mapped onto 0..1 from their own lowest to their highest."""
+    if not len(values):
+        return values
+    low, high = float(values.min()), float(values.max())
+    return np.zeros_like(values) if high - low < 1e-9 else (values - low) / (high - low)
 
 
 class Searcher:
@@ -56,6 +69,7 @@ class Searcher:
         self.cross_language_dense = calibration.cross_language_dense
         self.max_question_chars = max_question_chars
         self.max_k = max_k
+        self._sentence_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def validate(self, question: str, k: int, mode: str) -> str:
         """Return the stripped question, or raise QuestionError with a sentence."""
@@ -77,11 +91,15 @@ class Searcher:
     def retrieve(self, query: Query, k: int, mode: str) -> Retrieval:
         """The candidate passages of a query with their dense, lexical and fused scores."""
         store = self.index
-        vector = self.embedder.encode_query(query.text)
         total = len(store.chunks)
         pool = min(total, max(4 * k, 40))
-        lexical_ids = (_LEXICAL_HALF.submit(store.lexical_search, query.text, pool)
-                       if total and mode in ("hybrid", "lexical") else None)
+        wants_lexical = total > 0 and mode in ("hybrid", "lexical")
+        ahead = (_LEXICAL_AHEAD.submit(store.lexical_search, query.text, pool) if wants_lexical
+                 else None)
+        vector = self.embedder.encode_query(query.text)
+        # A vector from the query cache comes back before the helper has started: then the
+        # lexical search is done here, without the two threads taking turns.
+        inline = ahead is not None and ahead.cancel()
         # The nearest passage comes with the dense candidates; lexical search asks for it.
         best_ids, best_scores = store.dense_search(vector, max(pool, 1) if mode != "lexical"
                                                    else 1)
@@ -90,15 +108,20 @@ class Searcher:
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in best_ids)
-        if lexical_ids is not None:
-            candidates.update(int(i) for i in lexical_ids.result()[0])
+        if ahead is not None:
+            found = store.lexical_search(query.text, pool) if inline else ahead.result()
+            candidates.update(int(i) for i in found[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
-        lexical_scores = (_LEXICAL_HALF.submit(store.lexical_scores, query.text, ids)
-                          if mode != "dense" else None)
+        # The candidates' BM25 scores, too, on the helper while the dense ones are read.
+        beside = (_LEXICAL_AHEAD.submit(store.lexical_scores, query.text, ids)
+                  if mode != "dense" else None)
         dense = (store.dense_scores(vector, ids) if mode != "lexical"
                  else np.zeros(len(ids), dtype=np.float32))
-        lexical = (lexical_scores.result() if lexical_scores is not None
-                   else np.zeros(len(ids), dtype=np.float32))
+        if beside is None:
+            lexical = np.zeros(len(ids), dtype=np.float32)
+        else:
+            lexical = (store.lexical_scores(query.text, ids) if beside.cancel()
+                       else beside.result())
         if mode == "dense":
             scores = dense
         elif mode == "lexical":
@@ -113,16 +136,34 @@ class Searcher:
                          _bounds(lexical), self.dense_weight)
 
 
+    def sentence_similarity(self, query_vector: np.ndarray, chunk_id: str,
+                            sentences: Sequence[str]) -> np.ndarray:
+        """Cosine of each sentence of a passage with the question, for reading a passage in
+        the other language than the question's, where shared words cannot tell which
+        sentence answers. The sentences are encoded once per passage and kept."""
+        vectors = self._sentence_vectors.get(chunk_id)
+        if vectors is None or len(vectors) != len(sentences):
+            vectors = self.embedder.encode(list(sentences))
+            self._sentence_vectors[chunk_id] = vectors
+            if len(self._sentence_vectors) > SENTENCE_CACHE_PASSAGES:
+                self._sentence_vectors.popitem(last=False)
+        else:
+            self._sentence_vectors.move_to_end(chunk_id)
+        return np.asarray(vectors @ query_vector, dtype=np.float32)
+
     def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
               lexical: np.ndarray) -> np.ndarray:
         """Hybrid scores: min-max normalised dense and BM25 scores, weighted. BM25 cannot
         match across languages, so a passage in the other language than the question's
-        is scored by its dense score alone and is not buried for lacking shared words."""
+        takes its dense score, spread over 0..1 of the candidates as BM25's scores are, in
+        BM25's place: it is not buried for lacking shared words, nor lifted over every
+        passage that shares them (one question's cosines sit close together, near the
+        top of the scale)."""
         dense_part, lexical_part = _min_max(dense), _min_max(lexical)
         if self.cross_language_dense and query.language:
             other = np.array([passage_language(chunk.text) not in ("", query.language)
                               for chunk in chunks], dtype=bool)
-            lexical_part = np.where(other, dense_part, lexical_part)
+            lexical_part = np.where(other, _spread(dense), lexical_part)
         return (self.dense_weight * dense_part
                 + (1 - self.dense_weight) * lexical_part).astype(np.float32)
 

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -46,6 +47,8 @@ VECTORS = "vectors.npy"
 DENSE = "dense.faiss"
 LEXICAL = "bm25"
 REBUILD_HINT = "rebuild it with `collab-qa index --full`"
+# Memory for the BM25 scores of the last queries (``LexicalIndex.scores``).
+RECENT_SCORES_BYTES = 32 * 2**20
 
 
 # ---------------------------------------------------------------------------- lexical
@@ -59,6 +62,11 @@ class LexicalIndex:
 
     def __init__(self, retriever: Any | None) -> None:
         self._retriever = retriever
+        # A question's text is scored for its candidates, for their scores and for passages
+        # added later, and each name in it twice by the name boost: the last few queries'
+        # scores are kept (read-only), within a bound on their memory.
+        kept = max(2, min(64, RECENT_SCORES_BYTES // (4 * max(self.size, 1))))
+        self._recent_scores = lru_cache(maxsize=kept)(partial(_bm25_scores, retriever, self.size))
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
@@ -89,12 +97,19 @@ class LexicalIndex:
         return 0 if self._retriever is None else int(self._retriever.scores["num_docs"])
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk for the query (zeros when no query word is indexed)."""
-        retriever = self._retriever
-        ids = [] if retriever is None else retriever.get_tokens_ids(query_tokens(query))
-        if retriever is None or not ids:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)
+        """BM25 score of every chunk for the query (zeros when no query word is indexed);
+        read-only."""
+        return self._recent_scores(query)
+
+
+def _bm25_scores(retriever: Any | None, size: int, query: str) -> np.ndarray:
+    ids = [] if retriever is None else retriever.get_tokens_ids(query_tokens(query))
+    if retriever is None or not ids:
+        scores = np.zeros(size, dtype=np.float32)
+    else:
+        scores = np.asarray(retriever.get_scores_from_ids(ids), dtype=np.float32)
+    scores.setflags(write=False)
+    return scores
 
 
 def top_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,13 +11,28 @@ import numpy as np
 
 from collab_qa.analysis import TermStats
 from collab_qa.chunking import Chunk, embedding_text
+from collab_qa.documents import filler_lines
 from collab_qa.store import DocumentRecord
 
 
 def passage_stats(chunks: Sequence[Chunk], documents: Mapping[str, DocumentRecord]) -> TermStats:
-    """The word statistics of a version's passages, over the text BM25 indexes."""
-    return TermStats.from_passages(
+    """The word statistics of a version's passages, over the text BM25 indexes, with the
+    filler lines of its documents."""
+    stats = TermStats.from_passages(
         (chunk.id, embedding_text(documents[chunk.doc_id].title, chunk)) for chunk in chunks)
+    stats.fillers = filler_lines(_document_lines(chunks))
+    return stats
+
+
+def _document_lines(chunks: Sequence[Chunk]) -> list[str]:
+    """Every line of the passages, once per place in its document (passages overlap)."""
+    seen: dict[tuple[str, int], str] = {}
+    for chunk in chunks:
+        offset = chunk.start
+        for line in chunk.text.split("\n"):
+            seen.setdefault((chunk.doc_id, offset), line)
+            offset += len(line) + 1
+    return list(seen.values())
 
 
 class ChunkTable:

@@ -1,4 +1,7 @@
-"""What the routes get from the app, as FastAPI dependencies (tests can override them)."""
+"""What the routes get from the app, as FastAPI dependencies (tests can override them).
+
+They only read the app's state, so they are coroutines: FastAPI runs a plain function
+dependency on a worker thread, one thread hop per dependency and request."""
 
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from collab_qa.web.conversations import ConversationStore
 from collab_qa.web.live_index import IndexNotReady, LiveIndex
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was made with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_live_index(request: Request) -> LiveIndex:
+async def get_live_index(request: Request) -> LiveIndex:
     """The live index the lifespan loaded.
 
     Raises:
@@ -31,13 +34,13 @@ def get_live_index(request: Request) -> LiveIndex:
     return live
 
 
-def get_conversations(request: Request) -> ConversationStore:
+async def get_conversations(request: Request) -> ConversationStore:
     """The chat's conversation store."""
     conversations: ConversationStore = request.app.state.conversations
     return conversations
 
 
-def get_feedback(request: Request) -> FeedbackStore:
+async def get_feedback(request: Request) -> FeedbackStore:
     """Where 👍/👎 are kept."""
     feedback: FeedbackStore = request.app.state.feedback
     return feedback

@@ -13,13 +13,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from collab_qa.answer import answer_question
 from collab_qa.errors import QuestionError
 from collab_qa.feedback import Feedback, FeedbackStore, Rating
 from collab_qa.settings import Settings
-from collab_qa.web.conversations import Turn, conversation_of, keep_conversation, new_turn
+from collab_qa.web.conversations import (
+    ConversationStore,
+    Turn,
+    conversation_of,
+    keep_conversation,
+    new_turn,
+)
 from collab_qa.web.deps import ConversationsDep, FeedbackDep, LiveIndexDep, SettingsDep
 from collab_qa.web.i18n import catalogues, request_language
 from collab_qa.web.live_index import LiveIndex
@@ -180,11 +187,21 @@ def chat_feedback(
 
 
 @router.post("/api/ask", response_model=AskResponse, responses=ERRORS, tags=["questions"])
-def api_ask(body: AskRequest, request: Request, response: Response, live: LiveIndexDep,
-            settings: SettingsDep, conversations: ConversationsDep) -> AskResponse:
+async def api_ask(body: AskRequest, request: Request, response: Response, live: LiveIndexDep,
+                  settings: SettingsDep, conversations: ConversationsDep) -> AskResponse:
     """Answer a question: the best sentence, contacts, cited passages, conflicts."""
+    # One worker thread for the answer and the conversation (which may be in a database);
+    # validating and encoding the payload stay on the event loop, without a second hop.
+    return await run_in_threadpool(ask_and_keep, body, request, response, live, settings,
+                                   conversations)
+
+
+def ask_and_keep(body: AskRequest, request: Request, response: Response, live: LiveIndex,
+                 settings: Settings, conversations: ConversationStore) -> AskResponse:
+    """The answer to an API question; kept in the page's conversation (across refreshes)
+    when the chat script asks."""
     payload = answer_for(live, settings, body.question, body.k, body.mode, body.history)
-    if request.headers.get(CHAT_HEADER):  # kept in the page's conversation, across refreshes
+    if request.headers.get(CHAT_HEADER):
         turn = new_turn(body.question, body.history, payload)
         conversations.add(keep_conversation(response, request), turn)
         response.headers[TURN_HEADER] = turn.id
