@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import CACHE, run_child, show, summary_ms, table, write_result
+from bench.common import CACHE, read_result, run_child, show, summary_ms, table, write_result
 from bench.scale import DIM, _child, _FixedEmbedder, _read_texts, folder
 
 PER_DOCUMENT = 100  # synthetic chunks per synthetic document
@@ -79,18 +80,19 @@ def _explain(connection: Any, version_id: int, vector: np.ndarray) -> str:
 
 
 def step_postgres(size: int, queries: int) -> dict[str, Any]:
-    """Build the synthetic index in a fresh Postgres, then search it (one child process)."""
+    """Build the synthetic index in a fresh Postgres, then search it (one child process).
+
+    With ``COLLAB_QA_BENCH_KEEP_DATABASE`` set, the database is stopped rather than deleted
+    and its folder is reported as ``kept_data_dir``, so ``query`` can search it again.
+    """
     import pgserver
 
-    from bench.common import rss_mb
-    from collab_qa.answer import search_passages
-    from collab_qa.search import Searcher
-    from collab_qa.store.postgres import Database, PostgresStore
+    from collab_qa.store.postgres import Database
     from collab_qa.store.postgres_build import PostgresBackend
 
-    out = folder(size)
+    keep = bool(os.environ.get("COLLAB_QA_BENCH_KEEP_DATABASE"))
     data_dir = Path(tempfile.mkdtemp(prefix="pg-", dir=CACHE))
-    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop" if keep else "delete")
     try:
         server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}';"
                     "SELECT pg_reload_conf();")
@@ -106,57 +108,88 @@ def step_postgres(size: int, queries: int) -> dict[str, Any]:
                            "chunker": {}, "skipped": [], "build": {}})
         build_seconds = time.perf_counter() - started
         del added
-        base = rss_mb()
-        started = time.perf_counter()
-        store = PostgresStore.load(database)
-        load_seconds = time.perf_counter() - started
-        query_vectors = np.load(out / "queries.npy")
-        query_texts = json.loads((out / "query_texts.json").read_text(encoding="utf-8"))
-        truth = np.load(out / "truth.npy")
-        n = min(queries, len(query_vectors))
-        searcher = Searcher(store, _FixedEmbedder(query_vectors, query_texts))
-        for i in range(min(10, n)):  # warm the caches a serving database would have
-            search_passages(searcher, query_texts[i], k=10, mode="hybrid")
-        timings: dict[str, list[float]] = {"dense_store": [], "dense": [], "hybrid": []}
-        recalls: dict[str, list[float]] = {"dense_store": [], "dense": []}
-        for i in range(n):
-            t0 = time.perf_counter()
-            positions, _ = store.dense_search(query_vectors[i], 10)
-            timings["dense_store"].append((time.perf_counter() - t0) * 1000)
-            recalls["dense_store"].append(len(set(positions.tolist())
-                                              & set(truth[i].tolist())) / 10)
-            for mode in ("dense", "hybrid"):
-                t0 = time.perf_counter()
-                hits = search_passages(searcher, query_texts[i], k=10, mode=mode)
-                timings[mode].append((time.perf_counter() - t0) * 1000)
-                if mode == "dense":
-                    got = {int(h.chunk.doc_id[3:]) * PER_DOCUMENT + h.chunk.ordinal for h in hits}
-                    recalls["dense"].append(len(got & set(truth[i].tolist())) / 10)
-        with database.connection(vectors=True) as connection:
-            sizes = dict(connection.execute(
-                "SELECT 'database', pg_database_size(current_database()) UNION ALL "
-                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN "
-                "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'collab_qa' AND "
-                "c.relkind IN ('r', 'i')").fetchall())
-            plan = _explain(connection, store.version_id, query_vectors[0])
-        result = {
-            "build_seconds": round(build_seconds, 1), "load_seconds": round(load_seconds, 1),
-            "store_rss_mb": round(rss_mb() - base, 1),
-            "postgres_pss_mb": _postgres_pss_mb(server),
-            "database_mb": round(sizes.pop("database") / 2**20, 1),
-            "relations_mb": {name: round(b / 2**20, 1) for name, b in sorted(
-                sizes.items(), key=lambda item: -item[1])[:6]},
-            "search_ms": {mode: summary_ms(values) for mode, values in timings.items()},
-            "recall_at_10": {mode: round(float(np.mean(values)), 4)
-                             for mode, values in recalls.items()},
-            "plan": plan,
-            "plan_uses_hnsw": f"chunks_embedding_{DIM}" in plan and "Seq Scan" not in plan,
-        }
+        result = {"build_seconds": round(build_seconds, 1),
+                  **_query_postgres(server, database, size, queries)}
+        if keep:
+            result["kept_data_dir"] = str(data_dir)
         database.close()
         return result
     finally:
         server.cleanup()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def step_query(size: int, queries: int, data_dir: Path) -> dict[str, Any]:
+    """Search a database kept by an earlier ``step_postgres`` again (after a change)."""
+    import pgserver
+
+    from collab_qa.store.postgres import Database
+
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        database = Database.connect(server.get_uri())
+        result = _query_postgres(server, database, size, queries)
+        database.close()
+        return result
+    finally:
+        server.cleanup()
+
+
+def _query_postgres(server: Any, database: Any, size: int, queries: int) -> dict[str, Any]:
+    """Load the store, time dense and hybrid search, and measure the database."""
+    from bench.common import rss_mb
+    from collab_qa.answer import search_passages
+    from collab_qa.search import Searcher
+    from collab_qa.store.postgres import PostgresStore
+
+    out = folder(size)
+    base = rss_mb()
+    started = time.perf_counter()
+    store = PostgresStore.load(database)
+    load_seconds = time.perf_counter() - started
+    query_vectors = np.load(out / "queries.npy")
+    query_texts = json.loads((out / "query_texts.json").read_text(encoding="utf-8"))
+    truth = np.load(out / "truth.npy")
+    n = min(queries, len(query_vectors))
+    searcher = Searcher(store, _FixedEmbedder(query_vectors, query_texts))
+    for i in range(min(10, n)):  # warm the caches a serving database would have
+        search_passages(searcher, query_texts[i], k=10, mode="hybrid")
+    timings: dict[str, list[float]] = {"dense_store": [], "dense": [], "hybrid": []}
+    recalls: dict[str, list[float]] = {"dense_store": [], "dense": []}
+    for i in range(n):
+        t0 = time.perf_counter()
+        positions, _ = store.dense_search(query_vectors[i], 10)
+        timings["dense_store"].append((time.perf_counter() - t0) * 1000)
+        recalls["dense_store"].append(len(set(positions.tolist())
+                                          & set(truth[i].tolist())) / 10)
+        for mode in ("dense", "hybrid"):
+            t0 = time.perf_counter()
+            hits = search_passages(searcher, query_texts[i], k=10, mode=mode)
+            timings[mode].append((time.perf_counter() - t0) * 1000)
+            if mode == "dense":
+                got = {int(h.chunk.doc_id[3:]) * PER_DOCUMENT + h.chunk.ordinal for h in hits}
+                recalls["dense"].append(len(got & set(truth[i].tolist())) / 10)
+    with database.connection(vectors=True) as connection:
+        sizes = dict(connection.execute(
+            "SELECT 'database', pg_database_size(current_database()) UNION ALL "
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN "
+            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'collab_qa' AND "
+            "c.relkind IN ('r', 'i')").fetchall())
+        plan = _explain(connection, store.version_id, query_vectors[0])
+    return {
+        "load_seconds": round(load_seconds, 1),
+        "store_rss_mb": round(rss_mb() - base, 1),
+        "postgres_pss_mb": _postgres_pss_mb(server),
+        "database_mb": round(sizes.pop("database") / 2**20, 1),
+        "relations_mb": {name: round(b / 2**20, 1) for name, b in sorted(
+            sizes.items(), key=lambda item: -item[1])[:6]},
+        "search_ms": {mode: summary_ms(values) for mode, values in timings.items()},
+        "recall_at_10": {mode: round(float(np.mean(values)), 4)
+                         for mode, values in recalls.items()},
+        "plan": plan,
+        "plan_uses_hnsw": f"chunks_embedding_{DIM}" in plan and "Seq Scan" not in plan,
+    }
 
 
 def _pg_child(size: int, queries: int, timeout: float) -> dict[str, Any]:
@@ -167,7 +200,7 @@ def _pg_child(size: int, queries: int, timeout: float) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [300] if args.tiny else [int(s) for s in args.pg_sizes.split(",")]
     kind = "flat" if args.tiny else "ivf_sq8"
-    results: dict[str, Any] = {"sizes": {}}
+    results: dict[str, Any] = {"sizes": (read_result("pgscale") or {}).get("sizes", {})}
     for size in sizes:
         data = _child("data", size, "-", args.queries, args.scale_timeout)
         local_kind = "flat" if size < 50_000 else kind
@@ -180,7 +213,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         show(f"{size:>9,} postgres {({k: v for k, v in postgres.items() if k != 'plan'})}")
         show(postgres.get("plan", ""))
         write_result("pgscale", results)
-        shutil.rmtree(folder(size), ignore_errors=True)
+        if "kept_data_dir" not in postgres:
+            shutil.rmtree(folder(size), ignore_errors=True)
     show(render(results))
     return results
 
@@ -212,6 +246,14 @@ def render(result: dict[str, Any]) -> str:
                      postgres["database_mb"],
                      f"{postgres['store_rss_mb']} + postgres {postgres['postgres_pss_mb']}",
                      "yes" if postgres["plan_uses_hnsw"] else "NO"])
+        for again in entry.get("searched_again", []):  # the kept database, after a change
+            search = again["search_ms"]
+            rows.append([f"{int(size):,}", f"postgres, {again['change']}", "–",
+                         f"{search['dense']['p50']} / {search['dense']['p95']}",
+                         f"{search['hybrid']['p50']} / {search['hybrid']['p95']}",
+                         again["recall_at_10"]["dense"], again["database_mb"],
+                         f"{again['store_rss_mb']} + postgres {again['postgres_pss_mb']}",
+                         "yes" if again["plan_uses_hnsw"] else "NO"])
     return table("Postgres beside the local folder: synthetic chunks, one query at a time "
                  "(ms, MB)",
                  ["chunks", "store", "build s", "dense p50 / p95", "hybrid p50 / p95",
@@ -225,8 +267,14 @@ def render(result: dict[str, Any]) -> str:
         "memory is the sum of its processes' PSS after the queries. The lexical half of hybrid "
         "search in Postgres reads impact-ordered postings (each word's passages by BM25 "
         "contribution, in blocks) until no unread passage can enter the top k, then scores "
-        "the remaining candidates exactly (see SCALING.md).\n")
+        "the remaining candidates exactly (see SCALING.md); past 200,000 passages it keeps to "
+        "a budget. Rows \"postgres, …\" searched the same database again after a change to "
+        "the code (`python -m bench.pgscale query`, with COLLAB_QA_BENCH_KEEP_DATABASE set for "
+        "the build).\n")
 
 
 if __name__ == "__main__":
-    print(json.dumps(step_postgres(int(sys.argv[1]), int(sys.argv[2]))))
+    if sys.argv[1] == "query":  # python -m bench.pgscale query SIZE QUERIES DATA_DIR
+        print(json.dumps(step_query(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))))
+    else:
+        print(json.dumps(step_postgres(int(sys.argv[1]), int(sys.argv[2]))))

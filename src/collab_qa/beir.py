@@ -9,6 +9,9 @@ folder like the product's, under ``<data_dir>/beir/<name>-<hash of the model>/``
 once and then brought up to date like any index (only changed documents are embedded again;
 other chunker settings re-embed all). A chunk ranking becomes a document ranking by keeping
 each document's best chunk.
+
+With a database, the cached folder's version is copied into it, vectors and all, and the
+benchmark is searched there (``copy_into``): the two stores rank the same passages.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from collab_qa.chunking import ChunkerConfig
 from collab_qa.documents import Document
 from collab_qa.embedding import Embedder
 from collab_qa.errors import UserError
-from collab_qa.index import update_index
+from collab_qa.index import copy_index, update_index
 from collab_qa.search import Searcher
+from collab_qa.store import IndexStore, StoreBackend
 from collab_qa.store.local import CURRENT_FILE, LocalStore
 from collab_qa.store.local_build import LocalFolder
 
@@ -162,6 +166,26 @@ def open_beir_index(
         update_index(backend, _documents(dataset), embedder, chunker, progress=progress,
                      sparse_terms=sparse_terms)
     return backend.load(expected_model_id=embedder.model_id)
+
+
+def copy_into(dataset: BeirDataset, cached: LocalStore, backend: StoreBackend, *,
+              lock_timeout: float = 30.0) -> IndexStore:
+    """The dataset's index in another store (a database): the cached version copied in,
+    unless that store already serves this very copy.
+
+    Raises:
+        UserError: when the store holds an index of other documents; a benchmark never
+            replaces it.
+    """
+    current, _ = backend.base()
+    if current is not None:
+        if current.manifest.get("build", {}).get("copied_from") == cached.version:
+            return current
+        if not set(current.documents) <= set(dataset.corpus):
+            raise UserError(f"The database already holds an index of other documents than "
+                            f"{dataset.name}; run the benchmark against a database of its own.")
+    copy_index(cached, backend, lock_timeout=lock_timeout)
+    return backend.load(expected_model_id=cached.model_id)
 
 
 def rank_documents(searcher: Searcher, query: str, mode: str, depth: int = 100) -> list[str]:

@@ -74,22 +74,27 @@ def index_command(
     corpus: Annotated[Path | None, typer.Option(help="Corpus folder [default: setting].")] = None,
     index: Annotated[Path | None, typer.Option(help="Index folder [default: setting].")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed every document.")] = False,
+    from_folder: Annotated[Path | None, typer.Option(
+        "--from-folder", help="Copy this local index folder into the database "
+        "(COLLAB_QA_DATABASE_URL), vectors and all, instead of reading the corpus.")] = None,
 ) -> None:
     """Build or update the index from the corpus folder (only changed files are re-embedded)."""
     from collab_qa.embedding import load_embedder
 
     settings = load_settings(corpus_dir=corpus, index_dir=index)
     with user_errors():
-        if settings.database_url:
-            from collab_qa.store.postgres import Database
-            from collab_qa.store.postgres_build import build_postgres_index_from_settings
-
-            Database.connect(settings.database_url)  # a bad URL fails before the model loads
-            build = build_postgres_index_from_settings
+        if from_folder is not None:
+            report = _copy_folder(from_folder, settings)
         else:
-            from collab_qa.index import build_index_from_settings as build
-        embedder = load_embedder(settings.model)
-        report = build(settings, embedder, full=full, progress=True)
+            if settings.database_url:
+                from collab_qa.store.postgres import Database
+                from collab_qa.store.postgres_build import build_postgres_index_from_settings
+
+                Database.connect(settings.database_url)  # a bad URL fails before the model
+                build = build_postgres_index_from_settings
+            else:
+                from collab_qa.index import build_index_from_settings as build
+            report = build(settings, load_embedder(settings.model), full=full, progress=True)
     if report.full_rebuild_reason:
         console.print(f"Full rebuild: {report.full_rebuild_reason}.")
     table = Table(title=f"Index {report.version}", show_header=False)
@@ -103,6 +108,23 @@ def index_command(
         console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
     if report.up_to_date:
         console.print("The index was already up to date.")
+
+
+def _copy_folder(folder: Path, settings: Settings) -> BuildReport:
+    """``index --from-folder``: the folder's live version, copied into the database."""
+    from collab_qa.index import copy_index, load_index
+    from collab_qa.store.postgres import Database
+    from collab_qa.store.postgres_build import PostgresBackend
+
+    if not settings.database_url:
+        raise UserError("--from-folder copies an index folder into a database: set "
+                        "COLLAB_QA_DATABASE_URL to the database first.")
+    database = Database.connect(settings.database_url)
+    source = load_index(folder, term_stats=False)
+    console.print(f"Copying version {source.version} of {folder} ({len(source.chunks):,} "
+                  f"chunks) into the {database.describe()}…", highlight=False)
+    return copy_index(source, PostgresBackend(database),
+                      lock_timeout=settings.build_lock_timeout)
 
 
 @app.command()
@@ -399,6 +421,7 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
 
     from collab_qa.beir import (
         PUBLISHED_NDCG10,
+        copy_into,
         load_beir,
         open_beir_index,
         run_beir,
@@ -407,10 +430,16 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
     from collab_qa.chunking import ChunkerConfig
     from collab_qa.embedding import load_embedder
     from collab_qa.search import Searcher
+    from collab_qa.store import IndexStore
 
     dataset = load_beir(folder)
+    database = None
+    if settings.database_url:
+        from collab_qa.store.postgres import Database
+
+        database = Database.connect(settings.database_url)  # fails before the model loads
     embedder = load_embedder(settings.model)
-    index = open_beir_index(
+    cached = open_beir_index(
         dataset, embedder, settings.data_dir,
         ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
         approximate_threshold=settings.approximate_threshold,
@@ -419,6 +448,12 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
         on_build=lambda path: console.print(
             f"Encoding {len(dataset.corpus):,} documents once into {path} (slow on a CPU; "
             "reused next time)…", highlight=False))
+    index: IndexStore = cached
+    if database is not None:
+        from collab_qa.store.postgres_build import PostgresBackend
+
+        index = copy_into(dataset, cached, PostgresBackend(database),
+                          lock_timeout=settings.build_lock_timeout)
     searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000,
                         sparse_terms=settings.sparse_terms)
     with Progress(console=console, transient=True) as progress:
@@ -428,8 +463,9 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
     _, report_half = split_queries(list(dataset.queries))
     published = PUBLISHED_NDCG10.get(dataset.name.lower(), {})
     table = Table(title=f"{dataset.name}: {len(dataset.queries)} queries, "
-                        f"{len(dataset.corpus):,} documents, {len(index.chunks):,} chunks, "
-                        f"dense weight {settings.dense_weight}")
+                        f"{len(dataset.corpus):,} documents, {len(index.chunks):,} chunks "
+                        f"in the {'local folder' if database is None else database.describe()}, "
+                        f"dense weight {searcher.dense_weight}")
     for column in ("mode", "nDCG@10", "Recall@100", "MRR@10",
                    f"nDCG@10 report half ({len(report_half)})", "published nDCG@10"):
         table.add_column(column, justify="left" if column == "mode" else "right")

@@ -1,7 +1,8 @@
 """Build and update an index, whatever store keeps it: documents -> chunks -> embed only
 the documents that changed -> write a new version through the store's ``IndexWriter``.
 
-``build_index`` does this for a corpus folder and the local index folder (``store.local``).
+``build_index`` does this for a corpus folder and the local index folder (``store.local``);
+``copy_index`` copies a local folder's live version into another store without embedding.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collab_qa.store.local import (
     CURRENT_FILE,
     LOCK_FILE,
     TMP_PREFIX,
+    LocalStore,
     current_version_dir,
     load_index,
 )
@@ -33,7 +35,7 @@ from collab_qa.store.local_build import LocalFolder
 # Read from here by the web app and the server tests.
 __all__ = [
     "CURRENT_FILE", "LOCK_FILE", "TMP_PREFIX", "BuildReport", "DocumentRecord", "build_index",
-    "build_index_from_settings", "current_version_dir", "load_index", "update_index",
+    "build_index_from_settings", "copy_index", "current_version_dir", "load_index", "update_index",
 ]
 
 
@@ -247,5 +249,47 @@ def update_index(
         "build": {key: value for key, value in report.to_dict().items()
                   if key in ("added", "changed", "removed", "full_rebuild_reason")},
     })
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def copy_index(source: LocalStore, backend: StoreBackend, *,
+               lock_timeout: float = 30.0) -> BuildReport:
+    """Write ``source`` (a local folder's version) into ``backend`` as its next version:
+    documents, passages and their vectors as they are, nothing embedded again.
+
+    The new version holds exactly the source's documents; its manifest keeps the source's
+    model, chunker settings and skipped files, and names the version it was copied from
+    (``build.copied_from``), so later builds from the same corpus reuse every vector.
+
+    Args:
+        source: The loaded version to copy.
+        backend: Where it goes (e.g. the database).
+        lock_timeout: Seconds to wait for another build of ``backend``.
+
+    Raises:
+        BuildLockedError: when another build keeps the lock longer than ``lock_timeout``.
+    """
+    started = time.perf_counter()
+    skipped = [SkippedFile(**row) for row in source.manifest.get("skipped", [])]
+    report = BuildReport(added=list(source.documents), skipped=skipped,
+                         chunks=len(source.chunks))
+    positions = {chunk.id: position for position, chunk in enumerate(source.chunks)}
+    with backend.building(lock_timeout):
+        previous, _ = backend.base()
+        report.removed = sorted(set(previous.documents) - set(source.documents)
+                                if previous else ())
+        writer = backend.writer(None)
+        for record in source.documents.values():
+            rows = [positions[chunk_id] for chunk_id in record.chunk_ids]
+            writer.add(record, [source.chunks[row] for row in rows],
+                       np.asarray(source.vectors[rows], dtype=np.float32))
+        report.version = writer.commit({
+            "model": source.manifest["model"],
+            "chunker": source.manifest["chunker"],
+            "skipped": source.manifest.get("skipped", []),
+            "build": {"added": report.added, "changed": [], "removed": report.removed,
+                      "full_rebuild_reason": None, "copied_from": source.version},
+        })
     report.seconds = time.perf_counter() - started
     return report

@@ -106,7 +106,9 @@ class Searcher:
         # A vector from the query cache comes back before the helper has started: then the
         # lexical search is done here, without the two threads taking turns.
         inline = ahead is not None and ahead.cancel()
-        best_ids, best_scores = store.dense_search(vector, 1)
+        # The nearest passage comes with the dense candidates; lexical search asks for it.
+        best_ids, best_scores = store.dense_search(vector, max(pool, 1) if mode != "lexical"
+                                                   else 1)
         best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
                       if len(best_ids) else (None, 0.0))
         terms = self.sparse if mode == "hybrid" else None
@@ -115,17 +117,23 @@ class Searcher:
                         else None)
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
-            candidates.update(int(i) for i in store.dense_search(vector, pool)[0])
+            candidates.update(int(i) for i in best_ids)
         if ahead is not None:
             found = store.lexical_search(query.text, pool) if inline else ahead.result()
             candidates.update(int(i) for i in found[0])
         if total and terms is not None and sparse_query is not None:
             candidates.update(int(i) for i in terms.search(sparse_query, pool)[0])
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
+        # The candidates' BM25 scores, too, on the helper while the dense ones are read.
+        beside = (_LEXICAL_AHEAD.submit(store.lexical_scores, query.text, ids)
+                  if mode != "dense" else None)
         dense = (store.dense_scores(vector, ids) if mode != "lexical"
                  else np.zeros(len(ids), dtype=np.float32))
-        lexical = (store.lexical_scores(query.text, ids) if mode != "dense"
-                   else np.zeros(len(ids), dtype=np.float32))
+        if beside is None:
+            lexical = np.zeros(len(ids), dtype=np.float32)
+        else:
+            lexical = (store.lexical_scores(query.text, ids) if beside.cancel()
+                       else beside.result())
         sparse = (terms.scores(sparse_query, ids)
                   if terms is not None and sparse_query is not None else None)
         if mode == "dense":

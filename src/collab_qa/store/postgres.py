@@ -30,14 +30,17 @@ from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
-from collab_qa.store.postgres_lexical import PostingRow, top_k
+from collab_qa.store.postgres_lexical import PostingRow, any_of, top_k
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # bm25s' defaults, which the local folder's BM25 uses.
 BM25_K1 = 1.5
 BM25_B = 0.75
-# Candidates the HNSW graph keeps while searching; raised to k for larger k.
+# Candidates the HNSW graph keeps while searching; raised to k for larger k, to a limit.
 EF_SEARCH = 100
+EF_SEARCH_LIMIT = 1000  # pgvector's limit; past it the iterative scan goes on to k passages
+# Past this many passages, lexical search keeps to a budget (postgres_lexical).
+EXHAUSTIVE_LEXICAL_LIMIT = 200_000
 CONNECT_TIMEOUT_SECONDS = 5
 # How long a search waits for a free pooled connection (or for a new one while the database
 # is down) before it fails with a sentence.
@@ -204,12 +207,6 @@ def _has_postings(connection: psycopg.Connection[Any], version_id: int) -> bool:
         return False
     return connection.execute("SELECT EXISTS (SELECT 1 FROM collab_qa.version_postings "
                               "WHERE version_id = %s)", (version_id,)).fetchone() == (True,)
-
-
-def _tsquery(terms: Sequence[str]) -> str:
-    """An OR of the exact lexemes (no parsing, no stemming: they are analysed already)."""
-    return " | ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-                      for term in terms)
 
 
 _LEXICAL_SQL = """
@@ -381,7 +378,7 @@ class PostgresStore(TableLookups):
                   "k": k}
         with self.database.pooled() as connection, connection.transaction():
             connection.execute("SELECT set_config('hnsw.ef_search', %s, true)",
-                               (str(max(EF_SEARCH, k)),))
+                               (str(min(max(EF_SEARCH, k), EF_SEARCH_LIMIT)),))
             rows = connection.execute(_DENSE_SQL.format(d=self.dimension), params).fetchall()
         return _arrays(rows)
 
@@ -399,7 +396,7 @@ class PostgresStore(TableLookups):
             return []
         terms = list(counts)
         params: dict[str, Any] = {
-            "terms": terms, "counts": [counts[t] for t in terms], "match": _tsquery(terms),
+            "terms": terms, "counts": [counts[t] for t in terms], "match": any_of(terms),
             "version": self.version_id, "n": float(len(self._chunks)), "k1": BM25_K1,
             "b": BM25_B, "average": self.average_length, "k": k,
             "positions": None if positions is None else [int(p) for p in positions],
@@ -416,7 +413,8 @@ class PostgresStore(TableLookups):
         counts = Counter(query_tokens(query))
         rows = None if not self.has_postings else top_k(
             counts, k, lambda first, last: self._postings(counts, first, last),
-            lambda positions: self._lexical(query, np.array(positions), None))
+            lambda ids: self._lexical(query, np.array(ids), None),
+            budgeted=len(self._chunks) > EXHAUSTIVE_LEXICAL_LIMIT)
         if rows is None:
             rows = self._lexical(query, None, k)
         positions, scores = _arrays(rows)

@@ -7,6 +7,12 @@ for each token whose list is not read to the end, the last contribution read. Pa
 scored exactly, highest upper bound first, until no passage seen and unseen can beat the k-th
 exact score; more blocks are read while an unseen passage still could. So the top k is the
 exact BM25 top k, found without scoring every passage that holds a query word.
+
+In a large version (``budgeted``) the search keeps to a budget instead: it reads blocks as
+above, but at most MAX_POSTING_BLOCKS per token, then scores exactly only the BUDGET_PER_K * k
+passages whose bounds (the contributions read, and the most the rest can add) are highest on
+average, and returns the best k of those: most of the exact top k (bench/README.md has the
+recall), at a bounded cost instead of scoring every passage that holds a query word.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ INITIAL_POSTINGS = 32
 SCORE_BATCH = 8
 # Contributions are kept as float4; bounds are widened by this fraction.
 BOUND_SLACK = 1e-5
+# Passages scored exactly per passage asked for, in a budgeted search.
+BUDGET_PER_K = 4
 
 # (token, its document frequency, block number, positions, contributions)
 PostingRow = tuple[str, int, int, Sequence[int], Sequence[float]]
@@ -72,6 +80,13 @@ class _Postings:
         return sum(self.bound.values())
 
 
+def any_of(terms: Sequence[str]) -> str:
+    """A tsquery matching any of the exact lexemes (no parsing, no stemming: they are
+    analysed already)."""
+    return " | ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+                      for term in terms)
+
+
 def _kth(scores: np.ndarray, k: int) -> float:
     if len(scores) < k:
         return float("-inf")
@@ -80,8 +95,8 @@ def _kth(scores: np.ndarray, k: int) -> float:
 
 def top_k(counts: Mapping[str, int], k: int,
           read_blocks: Callable[[int, int], Sequence[PostingRow]],
-          score: Callable[[list[int]], Sequence[tuple[int, float]]],
-          ) -> list[tuple[int, float]] | None:
+          score: Callable[[list[int]], Sequence[tuple[int, float]]], *,
+          budgeted: bool = False) -> list[tuple[int, float]] | None:
     """The ``k`` passages with the highest BM25 scores, best first; None when more than
     MAX_POSTING_BLOCKS blocks per token would have to be read (score every match then).
 
@@ -90,6 +105,7 @@ def top_k(counts: Mapping[str, int], k: int,
         k: How many passages.
         read_blocks: The postings rows of the query's tokens in blocks [first, last).
         score: The exact BM25 scores of passages (all of them hold a query token).
+        budgeted: Keep to the budget (see the module's docstring); never None then.
     """
     postings = _Postings(counts)
     read, wanted = 0, min(MAX_POSTING_BLOCKS, -(-INITIAL_POSTINGS * k // POSTING_BLOCK))
@@ -99,8 +115,14 @@ def top_k(counts: Mapping[str, int], k: int,
         if not postings.bound or _kth(postings.partial, k) >= postings.unseen:
             break
         if read >= MAX_POSTING_BLOCKS:
+            if budgeted:
+                break
             return None
         wanted = min(MAX_POSTING_BLOCKS, read * 2)
+    if budgeted:
+        best = np.argsort(-(postings.partial + postings.upper), kind="stable")[:BUDGET_PER_K * k]
+        scored = score(postings.positions[best].tolist()) if len(best) else []
+        return sorted(scored, key=lambda item: (-item[1], item[0]))[:k]
     # Score the passages seen, highest upper bound first, while one could beat the k-th.
     exact: dict[int, float] = {}
     order = np.argsort(-postings.upper, kind="stable")
