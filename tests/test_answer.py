@@ -311,3 +311,16 @@ def test_role_colon_names_finds_what_the_pattern_finds() -> None:
         expected = [(m.span(), m.groups()) for m in ROLE_COLON_NAME.finditer(sentence)]
         assert [(m.span(), m.groups()) for m in role_colon_names(sentence)] == expected
     assert role_colon_names("KI operational delegate: Anna Berg")[0].group("name") == "Anna Berg"
+
+
+@pytest.mark.parametrize(("question", "dangling"), [
+    ("and their phone number?", True),
+    ("och när skrevs det under?", True),
+    ("what else do they do?", True),
+    ("What about Charité?", False),  # it names its subject
+    ("who supports clinical trials", False),  # short, but refers to nothing before it
+])
+def test_a_question_that_refers_to_nothing_asked_before_dangles(question: str,
+                                                                dangling: bool) -> None:
+    assert resolve_query(question).dangling is dangling
+    assert not resolve_query(question, ["Who runs the biobank?"]).dangling

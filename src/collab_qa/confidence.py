@@ -76,11 +76,14 @@ def confidence_signal(ranking: Ranking, stats: TermStats,
     - ``placeholder``: 1 when the passage that best covers the query's words is a heading
       over placeholder text only: the section exists but says nothing yet;
     - ``missing_person``: 1 when the question asks who holds a role and the top two
-      passages name nobody with a role (``role_named`` false).
+      passages name nobody with a role (``role_named`` false);
+    - ``dangling``: 1 when the question refers back to an earlier one ("and their phone
+      number?") that was never asked, and names no subject: there is nothing to answer.
 
     ``confidence = 0.5 dense + 0.4 lexical + 0.1 agreement - 0.2 unknown - 0.8 unknown_name
-    - 0.5 missing_type - 1.0 placeholder - 1.0 missing_person``: the last ones are near
-    vetoes, the first four a graded score (so the confidence can be negative).
+    - 0.5 missing_type - 1.0 placeholder - 1.0 missing_person - 1.0 dangling``: the last
+    ones are near vetoes, the first four a graded score (so the confidence can be
+    negative).
     """
     query = ranking.query
     hits = ranking.hits
@@ -102,11 +105,14 @@ def confidence_signal(ranking: Ranking, stats: TermStats,
     unknown_name = 1.0 if rests_on_unknown_name(query.text, stats) else 0.0
     missing = 1.0 if missing_answer_type(query.question, ranking.completed) else 0.0
     nobody = 1.0 if asks_named_person(query.question) and not role_named else 0.0
+    dangling = 1.0 if query.dangling else 0.0
     placeholder = 1.0 if lexical_best is not None and is_placeholder_passage(
         lexical_best, stats.fillers) else 0.0
     confidence = (0.5 * dense + 0.4 * lexical + 0.1 * agreement - 0.2 * unknown
-                  - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder - 1.0 * nobody)
+                  - 0.8 * unknown_name - 0.5 * missing - 1.0 * placeholder - 1.0 * nobody
+                  - 1.0 * dangling)
     return confidence, {"dense": round(dense, 4), "lexical": round(lexical, 4),
                         "agreement": agreement, "unknown": round(unknown, 4),
                         "unknown_name": unknown_name, "missing_type": missing,
-                        "placeholder": placeholder, "missing_person": nobody}
+                        "placeholder": placeholder, "missing_person": nobody,
+                        "dangling": dangling}

@@ -72,11 +72,16 @@ def is_follow_up(question: str, stats: TermStats | None = None) -> bool:
     its own ("which partners are involved?"). A question with its own subject stands alone,
     whatever was asked before it."""
     stripped = question.strip()
-    if _FOLLOW_UP_START.match(stripped):
-        return True
-    if _REFERRING_WORD.search(stripped) and not _names_something(stripped):
-        return True
-    return len(stripped.split()) <= 5 and not has_own_subject(stripped, stats)
+    return refers_back(stripped) or (
+        len(stripped.split()) <= 5 and not has_own_subject(stripped, stats))
+
+
+def refers_back(question: str) -> bool:
+    """Whether a question starts like a continuation ("and …?", "och …?") or refers back
+    with a pronoun without naming anything: it cannot be read without an earlier one."""
+    stripped = question.strip()
+    return bool(_FOLLOW_UP_START.match(stripped)
+                or (_REFERRING_WORD.search(stripped) and not _names_something(stripped)))
 
 
 def compose_query(question: str, history: Sequence[str] = (),
@@ -125,6 +130,8 @@ class Query:
         topic_document: For a follow-up about the previous answer's subject, the document
             that answered the previous question.
         language: ``sv`` or ``en`` when the question shows it, else empty.
+        dangling: The question refers back ("and their phone number?") but nothing was
+            asked before it, and it names nothing (no name, no number).
     """
 
     question: str
@@ -138,6 +145,7 @@ class Query:
     asks_contact: bool
     topic_document: str | None = None
     language: str = ""
+    dangling: bool = False
 
     @property
     def topic_follow_up(self) -> bool:
@@ -176,4 +184,6 @@ def resolve_query(question: str, history: Sequence[str] = (),
         asks_contact=asks_for_contact(question) or (
             len(question.split()) <= 8 and asks_for_contact(text)),
         language=detect_language(text, default=""),
+        dangling=previous is None and refers_back(question)
+        and not _names_something(question),
     )
