@@ -62,7 +62,7 @@ class Settings(BaseSettings):
                     "model's calibrated weight (0.85 for e5, 0.5 for MiniLM).",
     )
     sparse_terms: bool = Field(
-        True, description="Also index and search the model's sparse \"latent terms\" as a "
+        True, description="Also index the model's sparse \"latent terms\" as a "
         "third hybrid signal (e5 only: a second encoder pass per passage and per question; "
         "the local index only); turning it on encodes only the sparse terms of kept passages.",
     )
