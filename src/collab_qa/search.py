@@ -168,12 +168,12 @@ class Searcher:
                               for chunk in chunks], dtype=bool)
             lexical_part = np.where(other, _spread(dense) if sparse_part is None
                                     else sparse_part, lexical_part)
-        if sparse_part is None:
-            return (self.dense_weight * dense_part
-                    + (1 - self.dense_weight) * lexical_part).astype(np.float32)
-        lexical_weight = 1 - self.dense_weight - self.sparse_weight
-        return (self.dense_weight * dense_part + lexical_weight * lexical_part
-                + self.sparse_weight * sparse_part).astype(np.float32)
+        sparse_weight = 0.0 if sparse_part is None else self.sparse_weight
+        fused = (self.dense_weight * dense_part
+                 + (1 - self.dense_weight - sparse_weight) * lexical_part)
+        if sparse_part is not None:
+            fused = fused + sparse_weight * sparse_part
+        return fused.astype(np.float32)
 
 
 def encode_question(searcher: Searcher, text: str, mode: str) -> None:
