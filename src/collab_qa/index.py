@@ -256,7 +256,8 @@ def update_index(
 def copy_index(source: LocalStore, backend: StoreBackend, *,
                lock_timeout: float = 30.0) -> BuildReport:
     """Write ``source`` (a local folder's version) into ``backend`` as its next version:
-    documents, passages and their vectors as they are, nothing embedded again.
+    documents, passages and their vectors (and sparse vectors, when the folder has them and
+    the backend keeps them) as they are, nothing embedded again.
 
     The new version holds exactly the source's documents; its manifest keeps the source's
     model, chunker settings and skipped files, and names the version it was copied from
@@ -280,12 +281,15 @@ def copy_index(source: LocalStore, backend: StoreBackend, *,
         report.removed = sorted(set(previous.documents) - set(source.documents)
                                 if previous else ())
         writer = backend.writer(None)
+        terms = source.sparse if backend.keeps_sparse_terms else None
         for record in source.documents.values():
             rows = [positions[chunk_id] for chunk_id in record.chunk_ids]
             writer.add(record, [source.chunks[row] for row in rows],
-                       np.asarray(source.vectors[rows], dtype=np.float32))
+                       np.asarray(source.vectors[rows], dtype=np.float32),
+                       None if terms is None else [terms.row(row) for row in rows])
         report.version = writer.commit({
-            "model": source.manifest["model"],
+            "model": {**source.manifest["model"],
+                      "sparse_dimension": 0 if terms is None else terms.dimension},
             "chunker": source.manifest["chunker"],
             "skipped": source.manifest.get("skipped", []),
             "build": {"added": report.added, "changed": [], "removed": report.removed,

@@ -44,8 +44,10 @@ FORMAT_VERSION = 6
 # A format-5 version reads as one without sparse vectors (its files are the same); the next
 # build adds them and keeps the vectors.
 READABLE_FORMATS = (5, 6)
-# The database store keeps no sparse vectors: its format is still 5.
-DATABASE_FORMAT_VERSION = 5
+# The database's formats: 6 adds the passages' sparse vectors (a sparsevec column). A
+# format-5 version reads as one without them; the next build adds them.
+DATABASE_FORMAT_VERSION = 6
+DATABASE_READABLE_FORMATS = (5, 6)
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"

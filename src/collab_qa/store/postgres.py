@@ -30,7 +30,9 @@ from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
+from collab_qa.store.local import DATABASE_READABLE_FORMATS as READABLE_FORMATS
 from collab_qa.store.postgres_lexical import PostingRow, any_of, top_k
+from collab_qa.store.postgres_sparse import sparse_terms_of
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # bm25s' defaults, which the local folder's BM25 uses.
@@ -272,6 +274,7 @@ class PostgresStore(TableLookups):
         # False for a version built before the postings existed: its lexical search scores
         # every matching passage.
         self.has_postings = True
+        self.sparse = sparse_terms_of(database, version_id, manifest)  # None: none kept
         self._table = ChunkTable(chunks, documents, manifest)
 
     # ------------------------------------------------------------------ loading
@@ -304,7 +307,7 @@ class PostgresStore(TableLookups):
         if row is None:
             raise IndexLoadError(f"The current index version was deleted; {BUILD_HINT}.")
         manifest, chunk_count, average_length = row
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READABLE_FORMATS:
             raise IndexLoadError(
                 f"The index in the {describe_database(database.url)} has format "
                 f"{manifest.get('format_version')!r}, this collab-qa reads format "
