@@ -15,8 +15,9 @@ from collab_qa.chunking import ChunkerConfig, embedding_text
 from collab_qa.embedding import FakeSparseEmbedder
 from collab_qa.errors import IndexLoadError
 from collab_qa.index import build_index, build_into, copy_index, load_index
+from collab_qa.query import resolve_query
 from collab_qa.search import Searcher
-from collab_qa.store import IndexStore, WithSparseTerms
+from collab_qa.store import IndexStore, WithSparseTerms, postgres_sparse
 from collab_qa.store.postgres import Database, PostgresStore
 from collab_qa.store.postgres_build import PostgresBackend
 from collab_qa.store.postgres_sparse import sparse_literal
@@ -78,6 +79,23 @@ def test_a_copied_folder_brings_its_sparse_terms(tmp_corpus: Path, tmp_path: Pat
     copy_index(load_index(tmp_path / "plain"), PostgresBackend(database))
     plain = PostgresStore.load(database)
     assert plain.sparse is None and plain.manifest["model"]["sparse_dimension"] == 0
+
+
+def test_past_the_exact_limit_sparse_search_finds_nothing_and_fusion_goes_on(
+        tmp_corpus: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = FakeSparseEmbedder(model_id=E5_LIKE)
+    database = Database.connect(database_url)
+    build_into(PostgresBackend(database), tmp_corpus, embedder, ChunkerConfig())
+    store = PostgresStore.load(database)
+    assert store.sparse is not None
+    question = "twinning project budget"
+    query = embedder.encode_query_sparse(question)
+    assert store.sparse.search(query, 5)[0].size == 5
+    monkeypatch.setattr(postgres_sparse, "EXACT_SEARCH_LIMIT", len(store.chunks) - 1)
+    assert store.sparse.search(query, 5)[0].size == 0
+    searcher = Searcher(store, embedder)
+    retrieval = searcher.retrieve(resolve_query(question, (), store.term_stats), 5, "hybrid")
+    assert retrieval.sparse_weight == searcher.sparse_weight > 0 and retrieval.candidates
 
 
 def _make_format_5(database_url: str) -> None:
