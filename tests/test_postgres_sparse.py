@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from collab_qa.answer import search_passages
+from collab_qa.beir import copy_into, load_beir, open_beir_index
 from collab_qa.chunking import ChunkerConfig, embedding_text
 from collab_qa.embedding import FakeSparseEmbedder
 from collab_qa.errors import IndexLoadError
@@ -21,6 +22,7 @@ from collab_qa.store import IndexStore, WithSparseTerms, postgres_sparse
 from collab_qa.store.postgres import Database, PostgresStore
 from collab_qa.store.postgres_build import PostgresBackend
 from collab_qa.store.postgres_sparse import sparse_literal
+from tests.test_eval_gate import write_beir
 from tests.test_sparse import E5_LIKE, CountingSparseEmbedder, holds, vector
 
 QUESTIONS = ["Who is the contact for the agreement?", "Charité MoU signed", "fyra campus",
@@ -149,3 +151,22 @@ def test_a_database_of_an_unknown_format_is_refused_with_the_rebuild_hint(
 def test_sparse_literals_are_one_based_sorted_and_cut_to_the_dimension() -> None:
     assert sparse_literal(vector({9: 0.5, 0: 2.0, 12: 1.0}), 10) == "{1:2,10:0.5}/10"
     assert sparse_literal(vector({}), 16384) == "{}/16384"
+
+
+def test_a_benchmark_copied_without_sparse_terms_is_copied_again_with_them(
+        tmp_path: Path, database_url: str) -> None:
+    write_beir(tmp_path / "tiny")
+    dataset = load_beir(tmp_path / "tiny")
+    embedder = FakeSparseEmbedder(model_id=E5_LIKE)
+    cached = open_beir_index(dataset, embedder, tmp_path / "data", ChunkerConfig())
+    assert cached.sparse is not None
+    without = PostgresBackend(Database.connect(database_url))
+    without.keeps_sparse_terms = False  # a copy made before the database kept them
+    copy_index(cached, without)
+    old = PostgresStore.load(without.database)
+    assert old.sparse is None and old.manifest["build"]["copied_from"] == cached.version
+
+    store = copy_into(dataset, cached, PostgresBackend(without.database))
+    assert isinstance(store, PostgresStore) and store.version != old.version
+    assert store.sparse is not None
+    assert copy_into(dataset, cached, PostgresBackend(without.database)).version == store.version
