@@ -119,10 +119,11 @@ class Searcher:
                                                    else 1)
         best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
                       if len(best_ids) else (None, 0.0))
-        # A sparse vector from the cache comes back at once; one still queued is encoded here.
-        sparse_query = (None if sparse_ahead is None
-                        else embedder.encode_query_sparse(query.text) if sparse_ahead.cancel()
-                        else sparse_ahead.result())
+        # A sparse vector still queued when the dense one is ready is encoded here.
+        sparse_query = None
+        if sparse_ahead is not None and isinstance(embedder, SparseEmbedder):
+            sparse_query = (embedder.encode_query_sparse(query.text) if sparse_ahead.cancel()
+                            else sparse_ahead.result())
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in best_ids)
