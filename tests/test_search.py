@@ -5,7 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collab_qa.analysis import lexical_tokens, passage_language
+from collab_qa.analysis import (
+    ANALYSER_VERSION,
+    analyser_version,
+    lexical_tokens,
+    passage_language,
+)
 from collab_qa.answer import search_passages
 from collab_qa.chunking import Chunk
 from collab_qa.embedding import FakeEmbedder
@@ -146,6 +151,19 @@ def test_a_passage_scored_after_retrieval_is_fused_as_the_candidates_were(
     again = retrieval.hits_for(store, [hit.chunk for hit in candidates])
     assert [hit.score for hit in again] == pytest.approx([hit.score for hit in candidates],
                                                          abs=1e-6)
+
+
+def test_a_change_of_passage_tokens_comes_with_a_new_analyser_version() -> None:
+    # The local index records the analyser version and rebuilds an older one's BM25 index.
+    # When these tokens change, bump ANALYSER_VERSION, then update them here.
+    texts = ["Café CAFÉ cafe, fyra 4 four and 7 sju",
+             "The offices were opened on Mondays by the staff.",
+             "Kontoren öppnades på måndagarna av personalen."]
+    assert ANALYSER_VERSION == 1 and lexical_tokens(texts) == [
+        ["cafe", "cafe", "cafe", "four", "four", "four", "seven", "seven"],
+        ["offic", "were", "open", "monday", "staff"],
+        ["kontor", "oppn", "mandag", "personal"]]
+    assert analyser_version().startswith(f"{ANALYSER_VERSION}-")
 
 
 def _bm25s_tokens(texts: list[str], language: str) -> list[list[str]]:

@@ -80,7 +80,9 @@ def serve(
                 console.print(f"No index in {settings.index_dir} yet; building it from "
                               f"{settings.corpus_dir}...", highlight=False)
                 _print_built(build_index_from_settings(settings, embedder))
-            load_index(settings.index_dir, expected_model_id=embedder.model_id)
+            # A check only (the app loads it again): no word statistics, no warning twice.
+            load_index(settings.index_dir, expected_model_id=embedder.model_id,
+                       term_stats=False)
         check_port_free(settings.host, settings.port)
     # The app logs index switches, failed reloads and --watch rebuilds; show them with uvicorn's.
     app_log = logging.getLogger("collab_qa")
