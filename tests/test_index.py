@@ -13,7 +13,7 @@ import pytest
 from collab_qa.analysis import analyser_version
 from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig
-from collab_qa.embedding import FakeEmbedder
+from collab_qa.embedding import FakeEmbedder, FakeSparseEmbedder
 from collab_qa.errors import BuildLockedError, IndexLoadError
 from collab_qa.index import (
     CURRENT_FILE,
@@ -145,6 +145,39 @@ def test_an_older_analysers_bm25_index_is_rebuilt_without_encoding(
     assert np.allclose(rebuilt.lexical.scores(question), fresh.lexical.scores(question))
     again = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
     assert again.up_to_date and not again.lexical_rebuilt
+
+
+def test_the_index_command_says_what_a_build_did(tmp_corpus: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from collab_qa.cli import app
+
+    monkeypatch.setattr("collab_qa.embedding.load_embedder",
+                        lambda model="": FakeSparseEmbedder())
+    monkeypatch.delenv("COLLAB_QA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLLAB_QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("COLLAB_QA_CORPUS_DIR", str(tmp_corpus))
+
+    def summary(sparse_terms: bool) -> str:
+        monkeypatch.setenv("COLLAB_QA_SPARSE_TERMS", str(sparse_terms).lower())
+        result = CliRunner().invoke(app, ["index"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    first = summary(sparse_terms=False)
+    passages = len(load_index(tmp_path / "index").chunks)
+    assert f"{passages} embedded" in first
+    added = summary(sparse_terms=True)  # only the sparse terms are encoded
+    assert f"sparse terms added for {passages} passages" in added and "embedded" not in added
+    version = current_version_dir(tmp_path / "index")
+    assert version is not None
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["analyser"] = "0-older"
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    rebuilt = summary(sparse_terms=True)
+    assert "BM25 index rebuilt" in rebuilt and "embedded" not in rebuilt
+    assert "already up to date" in summary(sparse_terms=True)
 
 
 def test_model_or_chunker_change_forces_full_rebuild(tmp_corpus: Path, tmp_path: Path) -> None:

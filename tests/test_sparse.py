@@ -137,6 +137,7 @@ def test_turning_sparse_terms_on_and_off_keeps_the_vectors(backend: StoreBackend
     report = build(backend, DOCUMENTS, embedder)  # on: only the sparse terms are encoded
     assert not report.up_to_date and report.full_rebuild_reason is None
     assert (embedder.dense_texts, embedder.sparse_texts) == (passages, passages)
+    assert (report.embedded_chunks, report.sparse_added_chunks) == (0, passages)
     with_terms = backend.load()
     terms = sparse_of(with_terms)
     assert terms is not None and terms.size == passages

@@ -44,6 +44,7 @@ class BuildReport:
     """What a build did, for the CLI summary and the documents page.
 
     ``embedded_chunks`` counts the passages of new and changed documents (encoded whole);
+    ``sparse_added_chunks`` the kept passages that only got sparse vectors; and
     ``lexical_rebuilt`` says the previous version's BM25 index was an older text analyser's,
     rebuilt here with the vectors kept.
     """
@@ -55,6 +56,7 @@ class BuildReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks: int = 0
     embedded_chunks: int = 0
+    sparse_added_chunks: int = 0
     lexical_rebuilt: bool = False
     seconds: float = 0.0
     full_rebuild_reason: str | None = None
@@ -238,6 +240,7 @@ def update_index(
     fresh_sparse = (embedder.encode_sparse(texts, progress=progress)
                     if features and isinstance(embedder, SparseEmbedder) else None)
     kept_sparse = _sparse_for_kept(reuse, features, plan, embedder, progress)
+    report.sparse_added_chunks = sum(len(vectors) for vectors in kept_sparse.values())
     writer = backend.writer(reuse)
     offset = 0
     for document, chunks in plan:

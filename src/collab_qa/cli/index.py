@@ -46,13 +46,27 @@ def index_command(
     for label, names in (("added", report.added), ("changed", report.changed),
                          ("removed", report.removed), ("unchanged", report.unchanged)):
         table.add_row(f"{label} documents", str(len(names)), ", ".join(names[:6]))
-    table.add_row("chunks", str(report.chunks), f"{report.embedded_chunks} embedded")
+    table.add_row("chunks", str(report.chunks), work_done(report))
     table.add_row("seconds", f"{report.seconds:.2f}", "")
     console.print(table)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
     if report.up_to_date:
         console.print("The index was already up to date.")
+
+
+def work_done(report: BuildReport) -> str:
+    """What the build did to the passages, e.g. "12 embedded", or "sparse terms added for
+    64 passages" when only the kept passages' sparse vectors were encoded."""
+    done = []
+    if report.embedded_chunks or not (report.sparse_added_chunks or report.lexical_rebuilt):
+        done.append(f"{report.embedded_chunks} embedded")
+    if report.sparse_added_chunks:
+        count = report.sparse_added_chunks
+        done.append(f"sparse terms added for {count} passage{'s' if count != 1 else ''}")
+    if report.lexical_rebuilt:
+        done.append("BM25 index rebuilt for this version's text analyser")
+    return "; ".join(done)
 
 
 def _copy_folder(folder: Path, settings: Settings) -> BuildReport:
