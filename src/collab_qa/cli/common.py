@@ -55,4 +55,5 @@ def open_any_searcher(settings: Settings, load_embedder: Callable[[str], Embedde
     embedder = load_embedder(settings.model)
     store = PostgresStore.load(database, expected_model_id=embedder.model_id)
     return Searcher(store, embedder, dense_weight=settings.dense_weight,
+                    sparse_terms=settings.sparse_terms,
                     max_question_chars=settings.max_question_chars, max_k=settings.max_k)
