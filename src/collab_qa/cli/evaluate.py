@@ -26,8 +26,8 @@ def eval_command(
         "--fail-under", help="METRIC=VALUE, repeatable; exit 1 when a mode misses it "
         "(for latency and answerable_abstained: when it exceeds it).")] = None,
     split: Annotated[str | None, typer.Option(
-        help="Only questions of this split: dev, test, blind or blind2 "
-             "(the blind splits are left out otherwise).")
+        help="Only questions of this split: dev, test, or one of the blind splits "
+             "(blind, blind2, blind3), which are left out otherwise.")
                      ] = None,
     beir: Annotated[Path | None, typer.Option(
         help="Run a BEIR-layout benchmark folder (e.g. SciFact) instead of a question file.")
