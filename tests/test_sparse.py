@@ -154,6 +154,7 @@ def test_turning_sparse_terms_on_and_off_keeps_the_vectors(backend: StoreBackend
     report = build(backend, DOCUMENTS, embedder)  # on: only the sparse terms are encoded
     assert not report.up_to_date and report.full_rebuild_reason is None
     assert (embedder.dense_texts, embedder.sparse_texts) == (passages, passages)
+    assert (report.embedded_chunks, report.sparse_added_chunks) == (0, passages)
     with_terms = backend.load()
     terms = sparse_of(with_terms)
     assert terms is not None
@@ -208,7 +209,7 @@ def test_hybrid_fusion_weighs_the_sparse_score(backend: StoreBackend) -> None:
     assert searcher.sparse is not None and 0 < searcher.sparse_weight < 1
     query = resolve_query("How many crowns for a colour page?", (), store.term_stats)
     retrieval = searcher.retrieve(query, 3, "hybrid")
-    assert retrieval.sparse_weight == searcher.sparse_weight
+    assert retrieval.fusion.sparse_weight == searcher.sparse_weight
     hits = retrieval.candidates
     dense = np.array([h.dense_score for h in hits])
     lexical = np.array([h.lexical_score for h in hits])
@@ -228,7 +229,7 @@ def test_hybrid_fusion_weighs_the_sparse_score(backend: StoreBackend) -> None:
     assert again.score == pytest.approx(hits[0].score, abs=1e-6)
     # Dense and lexical modes, and an index without sparse terms, fuse as before.
     assert retrieval.sparse_query is not None
-    assert searcher.retrieve(query, 3, "dense").sparse_weight == 0.0
+    assert searcher.retrieve(query, 3, "dense").fusion.sparse_weight == 0.0
     plain = Searcher(store, FakeEmbedder(model_id=E5_LIKE))
     assert plain.sparse is None and plain.sparse_weight == 0.0 and plain.dense_weight == 0.85
     off = Searcher(store, embedder, sparse_terms=False)  # COLLAB_QA_SPARSE_TERMS=false
