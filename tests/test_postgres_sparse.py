@@ -97,7 +97,7 @@ def test_past_the_exact_limit_sparse_search_finds_nothing_and_fusion_goes_on(
     assert store.sparse.search(query, 5)[0].size == 0
     searcher = Searcher(store, embedder)
     retrieval = searcher.retrieve(resolve_query(question, (), store.term_stats), 5, "hybrid")
-    assert retrieval.sparse_weight == searcher.sparse_weight > 0 and retrieval.candidates
+    assert retrieval.fusion.sparse_weight == searcher.sparse_weight > 0 and retrieval.candidates
 
 
 def _make_format_5(database_url: str) -> None:
