@@ -1,0 +1,193 @@
+"""The vector index of the Postgres store: which kind, when it is built, how it is searched.
+
+pgvector has two approximate indexes (cosine), and a build picks one by the collection's size:
+
+- **HNSW** (a graph) below ``IVF_FROM_PASSAGES`` passages. It needs no training, so it is
+  created once and new passages are simply inserted into it.
+- **IVFFlat** (inverted lists) from ``IVF_FROM_PASSAGES`` passages on. Measured on a million
+  synthetic passages it builds many times faster than HNSW and keeps recall@10 above 0.95
+  where HNSW, at the search widths pgvector allows, does not. Its lists are k-means centres
+  trained when the index is created: ``passages / 1000`` lists up to a million passages,
+  ``sqrt(passages)`` above (pgvector's advice). A search probes ``probes(lists)`` of them,
+  and scans further lists when the version filter leaves fewer than k passages
+  (``ivfflat.iterative_scan``).
+
+When the index is built. The first build of a dimension creates it inside its write
+transaction, after its passages are in, so IVF lists are trained on the data. Later builds
+insert into it: pgvector files a new vector under its nearest trained centre. Once the
+collection has doubled since the lists were trained (or, with HNSW, passed
+``IVF_FROM_PASSAGES``), the build replaces the index after it has switched to its new version:
+``CREATE INDEX CONCURRENTLY`` under a second name, then ``DROP INDEX CONCURRENTLY`` of the old
+one and a rename. Neither blocks searches. What a version holds is said by the version
+tables, not by the index, so readers see the old version or the new one whichever index
+answers them. A build killed while replacing leaves the old index serving; the next build
+drops the unfinished one (or finishes the rename) and tries again.
+
+The version's manifest names the index the build leaves (``dense_index``) and its search
+settings (``vector_index``), which every server reads with the version.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+
+# Candidates the HNSW graph keeps while searching; raised to k for larger k, to a limit.
+EF_SEARCH = 100
+EF_SEARCH_LIMIT = 1000  # pgvector's limit; past it the iterative scan goes on to k passages
+# From this many passages on, a build chooses IVFFlat (bench/notes.md).
+IVF_FROM_PASSAGES = 200_000
+ROWS_PER_LIST = 1000
+MAX_LISTS = 32_768  # pgvector's limit
+# Lists searched per query: PROBE_FACTOR * sqrt(lists), at least MIN_PROBES (measured).
+PROBE_FACTOR = 1.0
+MIN_PROBES = 8
+# k-means holds 50 sample vectors per list (at least 10,000) in maintenance_work_mem while
+# the index is built.
+SAMPLES_PER_LIST = 50
+MIN_SAMPLES = 10_000
+
+# Sets both for one search (in its transaction); the index that is not there ignores its own.
+SEARCH_SETTINGS_SQL = ("SELECT set_config('hnsw.ef_search', %s, true), "
+                       "set_config('ivfflat.probes', %s, true)")
+
+Kind = Literal["auto", "hnsw", "ivfflat"]
+KINDS: tuple[Kind, ...] = ("auto", "hnsw", "ivfflat")
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    """One vector index: its kind and, for IVFFlat, its lists."""
+
+    kind: Literal["hnsw", "ivfflat"]
+    lists: int = 0
+
+    @property
+    def probes(self) -> int:
+        """Lists an IVFFlat search probes before its iterative scan (1 for HNSW)."""
+        if self.kind != "ivfflat":
+            return 1
+        return min(self.lists, max(MIN_PROBES, math.ceil(PROBE_FACTOR * math.sqrt(self.lists))))
+
+    def describe(self) -> str:
+        """The manifest's ``dense_index``."""
+        if self.kind == "hnsw":
+            return "pgvector HNSW (cosine)"
+        return f"pgvector IVFFlat (cosine, {self.lists} lists, {self.probes} probes)"
+
+    def facts(self) -> dict[str, Any]:
+        """The manifest's ``vector_index``: what searches need to know."""
+        return {"kind": self.kind, "lists": self.lists, "probes": self.probes}
+
+    def using(self, dimension: int) -> str:
+        """The ``USING`` clause of ``CREATE INDEX``."""
+        if self.kind == "hnsw":
+            return f"hnsw ((embedding::vector({dimension})) vector_cosine_ops)"
+        return (f"ivfflat ((embedding::vector({dimension})) vector_cosine_ops) "
+                f"WITH (lists = {self.lists})")
+
+
+@dataclass(frozen=True)
+class VectorIndexChoice:
+    """How a build chooses its vector index.
+
+    Args:
+        kind: ``auto`` (by size), ``hnsw`` or ``ivfflat``.
+        rows_per_list: Passages per IVF list, up to a million passages.
+    """
+
+    kind: Kind = "auto"
+    rows_per_list: int = ROWS_PER_LIST
+
+    def lists(self, passages: int) -> int:
+        """IVF lists for a collection of ``passages`` (pgvector's advice)."""
+        small = passages <= 1_000_000
+        wanted = passages // self.rows_per_list if small else math.isqrt(passages)
+        return max(1, min(MAX_LISTS, wanted))
+
+    def wanted(self, passages: int, current: VectorIndex | None) -> VectorIndex:
+        """The index a version of ``passages`` passages should be served by."""
+        ivf = self.kind == "ivfflat" or (self.kind == "auto" and (
+            passages >= IVF_FROM_PASSAGES or (current is not None and current.kind == "ivfflat")))
+        if not ivf:
+            return VectorIndex("hnsw")
+        lists = self.lists(passages)
+        if current is not None and current.kind == "ivfflat" and lists < 2 * current.lists:
+            return current  # not grown enough to be worth training again
+        return VectorIndex("ivfflat", lists)
+
+
+BY_SIZE = VectorIndexChoice()
+
+
+def search_settings(facts: dict[str, Any] | None, k: int) -> tuple[str, str]:
+    """(``hnsw.ef_search``, ``ivfflat.probes``) for a search of k passages of a version
+    whose manifest says ``facts`` (``vector_index``; None before it was recorded)."""
+    probes = int((facts or {}).get("probes") or 1)
+    return str(min(max(EF_SEARCH, k), EF_SEARCH_LIMIT)), str(probes)
+
+
+def index_name(dimension: int, *, spare: bool = False) -> str:
+    return f"chunks_embedding_{dimension}" + ("_next" if spare else "")
+
+
+def current_index(connection: psycopg.Connection[Any], dimension: int) -> VectorIndex | None:
+    """The valid vector index of this dimension, after finishing or dropping what a killed
+    build left. Runs outside a transaction (``DROP INDEX CONCURRENTLY``)."""
+    rows = {name: (method, options or [], valid) for name, method, options, valid in
+            connection.execute(
+                "SELECT c.relname, am.amname, c.reloptions, i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+                "WHERE c.relnamespace = 'collab_qa'::regnamespace AND c.relname IN (%s, %s)",
+                (index_name(dimension), index_name(dimension, spare=True))).fetchall()}
+    main, spare = index_name(dimension), index_name(dimension, spare=True)
+    if spare in rows:
+        if main not in rows and rows[spare][2]:  # killed between the drop and the rename
+            connection.execute(f"ALTER INDEX collab_qa.{spare} RENAME TO {main}")
+            rows[main] = rows.pop(spare)
+        else:
+            connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS collab_qa.{spare}")
+    if main not in rows:
+        return None
+    method, options, _ = rows[main]
+    if method == "hnsw":
+        return VectorIndex("hnsw")
+    lists = next((int(o.split("=", 1)[1]) for o in options if o.startswith("lists=")), 100)
+    return VectorIndex("ivfflat", lists)
+
+
+def _memory_for(connection: psycopg.Connection[Any], index: VectorIndex, dimension: int) -> None:
+    """Raise this session's maintenance_work_mem to what k-means needs, if it is lower."""
+    if index.kind != "ivfflat":
+        return
+    samples = max(MIN_SAMPLES, index.lists * SAMPLES_PER_LIST)
+    needed_mb = math.ceil(samples * (dimension * 4 + 8) * 1.5 / 2**20) + 16
+    row = connection.execute("SELECT setting::bigint / 1024 FROM pg_settings "
+                             "WHERE name = 'maintenance_work_mem'").fetchone()
+    if row is not None and int(row[0]) < needed_mb:
+        connection.execute(f"SET maintenance_work_mem = '{needed_mb}MB'")
+
+
+def create_index(connection: psycopg.Connection[Any], dimension: int,
+                 index: VectorIndex) -> None:
+    """Create the index of a dimension that has none (inside the write transaction)."""
+    _memory_for(connection, index, dimension)
+    connection.execute(
+        f"CREATE INDEX IF NOT EXISTS {index_name(dimension)} ON collab_qa.chunks "
+        f"USING {index.using(dimension)} WHERE dimension = {dimension}")
+
+
+def replace_index(connection: psycopg.Connection[Any], dimension: int,
+                  index: VectorIndex) -> None:
+    """Build ``index`` beside the current one and swap them, without blocking searches
+    (outside a transaction)."""
+    main, spare = index_name(dimension), index_name(dimension, spare=True)
+    _memory_for(connection, index, dimension)
+    connection.execute(
+        f"CREATE INDEX CONCURRENTLY {spare} ON collab_qa.chunks "
+        f"USING {index.using(dimension)} WHERE dimension = {dimension}")
+    connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS collab_qa.{main}")
+    connection.execute(f"ALTER INDEX collab_qa.{spare} RENAME TO {main}")
