@@ -315,7 +315,7 @@ def render(result: dict[str, Any]) -> str:
         "\nSame data as the Scale part. Build: the local folder's dense and BM25 indexes; for "
         "Postgres the product's writer (COPY, the vector index built in one go, BM25 statistics"
         " and postings, one transaction) with maintenance_work_mem 2GB; the vector index is the"
-        " one the build chooses by size (HNSW below 200,000 passages, IVFFlat from there). "
+        " one the build chooses by size (HNSW below 100,000 passages, IVFFlat from there). "
         "Searches go through the product's Searcher over loopback; dense recall@10 is against "
         "exact search. The database's memory is the sum of its processes' PSS after the "
         "queries. The lexical half of hybrid search in Postgres reads impact-ordered postings "

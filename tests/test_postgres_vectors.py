@@ -23,7 +23,7 @@ from collab_qa.store.postgres_vectors import (
 
 DIMENSION = 16
 CENTRES = np.random.default_rng(3).normal(size=(40, DIMENSION))
-FEW_LISTS = VectorIndexChoice("ivfflat", rows_per_list=100)
+FEW_LISTS = VectorIndexChoice("ivfflat", lists_per_sqrt=0.5, probes=8)
 SPREAD = 0.9  # topics overlap: one probed list finds too few of the nearest passages
 
 
@@ -88,24 +88,25 @@ def uses_vector_index(url: str, store: PostgresStore, query: np.ndarray) -> bool
 def test_the_index_kind_follows_the_collection_size() -> None:
     by_size = VectorIndexChoice()
     assert by_size.wanted(1000, None) == VectorIndex("hnsw")
-    assert by_size.wanted(IVF_FROM_PASSAGES, None) == VectorIndex("ivfflat", 200)
+    assert by_size.wanted(IVF_FROM_PASSAGES, None) == VectorIndex("ivfflat", 1265)
     assert by_size.wanted(IVF_FROM_PASSAGES, VectorIndex("hnsw")).kind == "ivfflat"
-    assert by_size.wanted(4_000_000, None) == VectorIndex("ivfflat", 2000)
-    trained = VectorIndex("ivfflat", 300)
-    assert by_size.wanted(500_000, trained) == trained  # grown, but not doubled
-    assert by_size.wanted(600_000, trained) == VectorIndex("ivfflat", 600)
+    assert by_size.wanted(10**6, None) == VectorIndex("ivfflat", 4000)
+    trained = VectorIndex("ivfflat", 1265)
+    assert by_size.wanted(150_000, trained) == trained  # grown, but not doubled
+    assert by_size.wanted(200_000, trained) == VectorIndex("ivfflat", 1789)
     assert by_size.wanted(1000, trained) == trained  # an IVF index stays IVF
+    assert by_size.wanted(10**6, trained).probes == 32
     assert VectorIndexChoice("hnsw").wanted(10**7, trained) == VectorIndex("hnsw")
-    assert VectorIndex("ivfflat", 1000).probes == 32
-    assert VectorIndex("ivfflat", 4).probes == 4  # never more than the lists
+    assert VectorIndexChoice("ivfflat").wanted(100, None) == VectorIndex("ivfflat", 40, 32)
+    assert VectorIndexChoice("ivfflat").wanted(25, None).probes == 20  # at most the lists
 
 
 def test_an_ivf_store_finds_what_exact_search_finds(database_url: str) -> None:
     vectors = clustered(3000, seed=1)
     backend = PostgresBackend(Database.connect(database_url), FEW_LISTS)
     store = build(backend, {"doc1": vectors})
-    assert store.manifest["dense_index"] == "pgvector IVFFlat (cosine, 30 lists, 8 probes)"
-    assert index_facts(database_url)[:2] == ("ivfflat", ["lists=30"])
+    assert store.manifest["dense_index"] == "pgvector IVFFlat (cosine, 27 lists, 8 probes)"
+    assert index_facts(database_url)[:2] == ("ivfflat", ["lists=27"])
     queries = clustered(60, seed=2)
     assert uses_vector_index(database_url, store, queries[0])
     assert recall_at_10(store, vectors, queries) >= 0.95
@@ -120,11 +121,11 @@ def test_incremental_builds_keep_the_ivf_index_serving_and_train_it_again(
     backend = PostgresBackend(Database.connect(database_url), FEW_LISTS)
     old = build(backend, {"doc1": first})
     trained = index_facts(database_url)
-    # Doubled: the new version is written, then the index is trained again on all of it.
+    # About doubled: the new version is written, then the index is trained again on all of it.
     grown = build(backend, {"doc2": second}, keep=("doc1",))
-    assert index_facts(database_url)[:2] == ("ivfflat", ["lists=62"])
+    assert index_facts(database_url)[:2] == ("ivfflat", ["lists=39"])
     assert index_facts(database_url)[2] != trained[2]
-    assert grown.manifest["vector_index"] == {"kind": "ivfflat", "lists": 62, "probes": 8}
+    assert grown.manifest["vector_index"] == {"kind": "ivfflat", "lists": 39, "probes": 8}
     both = np.concatenate([first, second])
     queries = clustered(60, seed=6)
     assert recall_at_10(grown, both, queries) >= 0.95
@@ -154,7 +155,7 @@ def test_what_a_killed_rebuild_left_is_finished_or_dropped(database_url: str) ->
 
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(create)  # killed before the old index was dropped
-        assert current_index(connection, DIMENSION) == VectorIndex("ivfflat", 10)
+        assert current_index(connection, DIMENSION) == VectorIndex("ivfflat", 16)
         assert indexes(connection) == {main}
         connection.execute(create)  # killed between the drop and the rename
         connection.execute(f"DROP INDEX collab_qa.{main}")
