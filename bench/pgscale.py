@@ -257,8 +257,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         postgres = _pg_child(size, args.queries, args.scale_timeout, pg_index)
         results["sizes"][str(size)] = {"data": data, "local_kind": local_kind,
                                        "local": local, "postgres": postgres}
-        if pg_only and "postgres" in before:  # the figures this run replaces
-            results["sizes"][str(size)]["postgres_before"] = before["postgres"]
+        if pg_only and "postgres" in before:  # the first figures this kind of run replaced
+            results["sizes"][str(size)]["postgres_before"] = before.get("postgres_before",
+                                                                        before["postgres"])
         show(f"{size:>9,} postgres {({k: v for k, v in postgres.items() if k != 'plan'})}")
         show(postgres.get("plan", ""))
         write_result("pgscale", results)

@@ -90,7 +90,7 @@ def test_the_index_kind_follows_the_collection_size() -> None:
     assert by_size.wanted(1000, None) == VectorIndex("hnsw")
     assert by_size.wanted(IVF_FROM_PASSAGES, None) == VectorIndex("ivfflat", 1265)
     assert by_size.wanted(IVF_FROM_PASSAGES, VectorIndex("hnsw")).kind == "ivfflat"
-    assert by_size.wanted(10**6, None) == VectorIndex("ivfflat", 4000)
+    assert by_size.wanted(10**6, None) == VectorIndex("ivfflat", 2000)  # k-means' memory
     trained = VectorIndex("ivfflat", 1265)
     assert by_size.wanted(150_000, trained) == trained  # grown, but not doubled
     assert by_size.wanted(200_000, trained) == VectorIndex("ivfflat", 1789)

@@ -42,13 +42,14 @@ EF_SEARCH_LIMIT = 1000  # pgvector's limit; past it the iterative scan goes on t
 # From this many passages on, a build chooses IVFFlat (bench/notes.md).
 IVF_FROM_PASSAGES = 100_000
 LISTS_PER_SQRT = 4.0  # lists = 4·sqrt(passages), as the local folder's IVF index
+# pgvector's k-means keeps a bound per sample and list (50 samples a list): 4,000 lists need
+# 3.4 GB of maintenance_work_mem, 2,000 lists 1 GB. More passages than 250,000 get longer lists.
+MAX_TRAINED_LISTS = 2000
 PROBES = 32  # lists a search probes, as the local folder's IVF index
-MAX_LISTS = 32_768  # pgvector's limit
 # The lists are trained again once a collection would get this many times as many lists
 # (1.4 = sqrt(2): the collection has about doubled since they were trained).
 RETRAIN_GROWTH = 1.4
-# k-means holds 50 sample vectors per list (at least 10,000) in maintenance_work_mem while
-# the index is built.
+# k-means samples 50 vectors per list (at least 10,000) while the index is built.
 SAMPLES_PER_LIST = 50
 MIN_SAMPLES = 10_000
 
@@ -103,7 +104,7 @@ class VectorIndexChoice:
 
     def lists(self, passages: int) -> int:
         """IVF lists for a collection of ``passages``."""
-        return max(1, min(MAX_LISTS, round(self.lists_per_sqrt * math.sqrt(passages))))
+        return max(1, min(MAX_TRAINED_LISTS, round(self.lists_per_sqrt * math.sqrt(passages))))
 
     def wanted(self, passages: int, current: VectorIndex | None) -> VectorIndex:
         """The index a version of ``passages`` passages should be served by."""
@@ -161,8 +162,12 @@ def _memory_for(connection: psycopg.Connection[Any], index: VectorIndex, dimensi
     """Raise this session's maintenance_work_mem to what k-means needs, if it is lower."""
     if index.kind != "ivfflat":
         return
-    samples = max(MIN_SAMPLES, index.lists * SAMPLES_PER_LIST)
-    needed_mb = math.ceil(samples * (dimension * 4 + 8) * 1.5 / 2**20) + 16
+    samples, lists, vector = (max(MIN_SAMPLES, index.lists * SAMPLES_PER_LIST), index.lists,
+                              dimension * 4 + 8)
+    # pgvector's own sum: samples, centres, a lower bound per sample and centre, and the
+    # distances between centres; a tenth more for what it adds besides.
+    needed = samples * (vector + 4 * lists + 8) + lists * (3 * vector + 4 * lists + 16)
+    needed_mb = math.ceil(needed * 1.1 / 2**20) + 16
     row = connection.execute("SELECT setting::bigint / 1024 FROM pg_settings "
                              "WHERE name = 'maintenance_work_mem'").fetchone()
     if row is not None and int(row[0]) < needed_mb:
