@@ -316,9 +316,14 @@ def _write_postings(connection: psycopg.Connection[Any], version_id: int) -> Non
 
 def _replace_vector_index(connection: psycopg.Connection[Any], dimension: int,
                           vectors: VectorIndex) -> None:
-    """Train the vector index again (the new version is already served by the old one)."""
+    """Train the vector index again (the new version is already served by the old one). A
+    failure leaves the old index serving; the next build tries again."""
     started = time.monotonic()
-    replace_index(connection, dimension, vectors)
+    try:
+        replace_index(connection, dimension, vectors)
+    except psycopg.Error as exc:
+        log.warning("The vector index was not rebuilt as %s: %s", vectors.describe(), exc)
+        return
     log.info("Vector index rebuilt as %s in %.0f s", vectors.describe(),
              time.monotonic() - started)
 

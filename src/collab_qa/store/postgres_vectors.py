@@ -22,9 +22,10 @@ collection has about doubled since the lists were trained (or, with HNSW, passed
 one and a rename. Neither blocks searches. What a version holds is said by the version
 tables, not by the index, so readers see the old version or the new one whichever index
 answers them. A build killed while replacing leaves the old index serving; the next build
-drops the unfinished one (or finishes the rename) and tries again.
+drops the unfinished one (or finishes the rename) and tries again. At ``MAX_TRAINED_LISTS``
+lists the index is not trained again: later passages lengthen the trained lists.
 
-The version's manifest names the index the build leaves (``dense_index``) and its search
+The version's manifest names the index the build means to leave (``dense_index``) and its search
 settings (``vector_index``), which every server reads with the version.
 """
 
@@ -58,7 +59,6 @@ SEARCH_SETTINGS_SQL = ("SELECT set_config('hnsw.ef_search', %s, true), "
                        "set_config('ivfflat.probes', %s, true)")
 
 Kind = Literal["auto", "hnsw", "ivfflat"]
-KINDS: tuple[Kind, ...] = ("auto", "hnsw", "ivfflat")
 
 
 @dataclass(frozen=True)
