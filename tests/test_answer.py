@@ -21,8 +21,14 @@ from collab_qa.embedding import FakeEmbedder
 from collab_qa.facts import dates_event, sentence_spans
 from collab_qa.hits import Hit
 from collab_qa.lead import best_sentence
-from collab_qa.query import asked_types, asks_for_contact, is_follow_up, resolve_query
-from collab_qa.rerank import by_answer_type, is_placeholder_passage, placeholders_last
+from collab_qa.query import (
+    asked_role,
+    asked_types,
+    asks_for_contact,
+    is_follow_up,
+    resolve_query,
+)
+from collab_qa.rerank import by_answer_type, by_role, is_placeholder_passage, placeholders_last
 from collab_qa.search import Searcher
 from tests.conftest import build
 
@@ -289,6 +295,27 @@ def test_a_date_of_the_event_asked_about_comes_first() -> None:
     assert by_answer_type(kinds, [plain, started], "signed") == [started, plain]
     assert dates_event("It was renewed in May 2018.", "renewed")
     assert not dates_event("It was renewed. It began in 2013.", "renewed")
+
+
+def test_a_role_asked_in_one_language_is_found_in_the_other() -> None:
+    assert asked_role("Who is the president of Norrvik University?") == "rector"
+    assert asked_role("Vem är dekan vid fakulteten?") == "dean"
+    assert asked_role("Who runs the lab?") is None
+    assert asked_role("What does the dean decide?") is None  # not a who-question
+    caption = hit("Lena Ek, rektor för Norrvik universitet, och Per Holm, dekan.")
+    quote = hit("Samarbetet stärker alla parter, säger Lena Ek, universitetets rektor.")
+    plain = hit("The president of the student union opened the meeting.")
+    other = hit("Norrvik University hosts a yearly summit on public health.")
+    role = asked_role("Who is the president of Norrvik University?")
+    # A passage naming a person in the role moves up two places (ties keep the earlier one
+    # first); one with the role but no name does not move.
+    assert by_role(role, [other, plain, quote]) == [other, quote, plain]
+    assert by_role(role, [plain, quote]) == [quote, plain]
+    assert by_role(None, [other, caption]) == [other, caption]
+    stats = TermStats.from_passages([(quote.chunk.id, quote.text)])
+    lead = best_sentence(resolve_query("Who is the president of Norrvik University?"),
+                         hit("Avtalet gäller i fem år. " + quote.text), stats)[0]
+    assert "Lena Ek" in lead
 
 
 def test_how_do_i_leads_with_where_to_turn() -> None:

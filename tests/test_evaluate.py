@@ -151,14 +151,15 @@ def test_the_blind_split_is_scored_only_by_name(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps({"id": qid, "question": f"{qid}?", "answers": [],
                                         "split": split, "tags": ["x"] if split else []}) + "\n"
                             for qid, split in (("d", "dev"), ("b", "blind"), ("c", "blind2"),
-                                               ("n", None))),
+                                               ("e", "blind3"), ("n", None))),
                     encoding="utf-8")
     assert [q.id for q in load_questions(path)] == ["d", "n"]
     blind = load_questions(path, split="blind")
     assert [(q.id, q.tags) for q in blind] == [("b", ("x",))]
     assert [q.id for q in load_questions(path, split="blind2")] == ["c"]
+    assert [q.id for q in load_questions(path, split="blind3")] == ["e"]
     with pytest.raises(EvalFileError, match=r"no questions with split 'test' \(its splits: "
-                                            r"blind, blind2, dev\)"):
+                                            r"blind, blind2, blind3, dev\)"):
         load_questions(path, split="test")
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import threading
 from pathlib import Path
 
@@ -8,9 +10,10 @@ import faiss
 import numpy as np
 import pytest
 
+from collab_qa.analysis import analyser_version
 from collab_qa.answer import search_passages
 from collab_qa.chunking import ChunkerConfig
-from collab_qa.embedding import FakeEmbedder
+from collab_qa.embedding import FakeEmbedder, FakeSparseEmbedder
 from collab_qa.errors import BuildLockedError, IndexLoadError
 from collab_qa.index import (
     CURRENT_FILE,
@@ -20,7 +23,7 @@ from collab_qa.index import (
     load_index,
 )
 from collab_qa.search import Searcher
-from collab_qa.store.local import FORMAT_VERSION, make_vector_index
+from collab_qa.store.local import FORMAT_VERSION, LEXICAL, LexicalIndex, make_vector_index
 from tests.conftest import DAMAGES, build, damage_index
 
 
@@ -105,6 +108,76 @@ def test_unchanged_corpus_is_up_to_date(tmp_corpus: Path, tmp_path: Path,
     first = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
     again = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
     assert again.up_to_date and again.version == first.version and again.embedded_chunks == 0
+
+
+def test_an_older_analysers_bm25_index_is_rebuilt_without_encoding(
+        tmp_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder,
+        caplog: pytest.LogCaptureFixture) -> None:
+    index_dir = tmp_path / "index"
+    build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    fresh = load_index(index_dir)
+    assert fresh.manifest["analyser"] == analyser_version() and not fresh.lexical_outdated
+    question = "agreement signed with the partner"
+    # A folder an older analyser wrote: other BM25 statistics, and no analyser (or another).
+    version = current_version_dir(index_dir)
+    assert version is not None
+    shutil.rmtree(version / LEXICAL)
+    LexicalIndex.build([chunk.text[::-1] for chunk in fresh.chunks]).save(version / LEXICAL)
+    manifest = json.loads((version / "manifest.json").read_text())
+    del manifest["analyser"]
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, logger="collab_qa"):
+        stale = load_index(index_dir)
+    assert stale.lexical_outdated
+    assert not np.allclose(stale.lexical.scores(question), fresh.lexical.scores(question))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "run `collab-qa index` to rebuild it" in warnings[0]
+    assert "\n" not in warnings[0]
+
+    report = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    assert report.lexical_rebuilt and not report.up_to_date
+    assert report.embedded_chunks == 0 and not report.added and not report.changed
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="collab_qa"):
+        rebuilt = load_index(index_dir)
+    assert not caplog.records and not rebuilt.lexical_outdated
+    assert np.array_equal(rebuilt.vectors, fresh.vectors)  # reused, not encoded again
+    assert np.allclose(rebuilt.lexical.scores(question), fresh.lexical.scores(question))
+    again = build_index(tmp_corpus, index_dir, fake_embedder, ChunkerConfig())
+    assert again.up_to_date and not again.lexical_rebuilt
+
+
+def test_the_index_command_says_what_a_build_did(tmp_corpus: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from collab_qa.cli import app
+
+    monkeypatch.setattr("collab_qa.embedding.load_embedder",
+                        lambda model="": FakeSparseEmbedder())
+    monkeypatch.delenv("COLLAB_QA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLLAB_QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("COLLAB_QA_CORPUS_DIR", str(tmp_corpus))
+
+    def summary(sparse_terms: bool) -> str:
+        monkeypatch.setenv("COLLAB_QA_SPARSE_TERMS", str(sparse_terms).lower())
+        result = CliRunner().invoke(app, ["index"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    first = summary(sparse_terms=False)
+    passages = len(load_index(tmp_path / "index").chunks)
+    assert f"{passages} embedded" in first
+    added = summary(sparse_terms=True)  # only the sparse terms are encoded
+    assert f"sparse terms added for {passages} passages" in added and "embedded" not in added
+    version = current_version_dir(tmp_path / "index")
+    assert version is not None
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["analyser"] = "0-older"
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    rebuilt = summary(sparse_terms=True)
+    assert "BM25 index rebuilt" in rebuilt and "embedded" not in rebuilt
+    assert "already up to date" in summary(sparse_terms=True)
 
 
 def test_model_or_chunker_change_forces_full_rebuild(tmp_corpus: Path, tmp_path: Path) -> None:

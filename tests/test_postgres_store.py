@@ -278,7 +278,11 @@ def _test_split(searcher: Searcher) -> EvalReport:
 def test_the_eval_test_split_through_postgres_matches_the_local_folder(
         real_postgres_store: PostgresStore, real_searcher: Searcher,
         real_embedder: Embedder) -> None:
-    through_postgres = _test_split(Searcher(real_postgres_store, real_embedder))
+    searcher = Searcher(real_postgres_store, real_embedder)
+    # Like with like: both fuse the same signals (three with sparse terms, for e5).
+    assert (searcher.sparse is None) == (real_searcher.sparse is None)
+    assert searcher.sparse_weight == real_searcher.sparse_weight
+    through_postgres = _test_split(searcher)
     local = _test_split(real_searcher)
     for ours, theirs in zip(through_postgres.modes, local.modes, strict=True):
         print(f"\n{ours.mode}: postgres " + ", ".join(

@@ -5,7 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collab_qa.analysis import lexical_tokens
+from collab_qa.analysis import (
+    ANALYSER_VERSION,
+    analyser_version,
+    lexical_tokens,
+    passage_language,
+)
 from collab_qa.answer import search_passages
 from collab_qa.chunking import Chunk
 from collab_qa.embedding import FakeEmbedder
@@ -123,12 +128,42 @@ def test_a_passage_in_the_other_language_takes_its_spread_dense_score(
                        "helger.") for name in ("far", "near"))
     query = resolve_query("When is the office open?")
     dense = np.array([0.85, 0.80, 0.84], dtype=np.float32)
-    scores = searcher._fuse(query, [english, far, near], dense, np.array([3.0, 0.0, 0.0]))
+    lexical = np.array([3.0, 0.0, 0.0])
+    fusion = searcher.fusion_over(dense, lexical)
+    scores = fusion.scores(query.language, [english, far, near], dense, lexical)
     # The Swedish passage farthest in meaning gets no credit in BM25's place, the nearest
     # gets most of it; sharing the words and nearest in meaning still ranks first.
     weight = searcher.dense_weight
     assert scores[1] == pytest.approx(weight * 0.80 / 0.85)
     assert scores[1] < scores[2] < scores[0] == pytest.approx(1.0)
+
+
+def test_a_passage_scored_after_retrieval_is_fused_as_the_candidates_were(
+    tmp_corpus: Path, tmp_path: Path,
+) -> None:
+    embedder = FakeEmbedder(model_id="fake multilingual-e5")
+    store = build(tmp_corpus, tmp_path / "index", embedder)
+    searcher = Searcher(store, embedder)
+    retrieval = searcher.retrieve(resolve_query("When is the office open?"), 10, "hybrid")
+    candidates = retrieval.candidates
+    # Both languages are among the candidates: the other-language rule applies to some.
+    assert {passage_language(hit.text) for hit in candidates} >= {"en", "sv"}
+    again = retrieval.hits_for(store, [hit.chunk for hit in candidates])
+    assert [hit.score for hit in again] == pytest.approx([hit.score for hit in candidates],
+                                                         abs=1e-6)
+
+
+def test_a_change_of_passage_tokens_comes_with_a_new_analyser_version() -> None:
+    # The local index records the analyser version and rebuilds an older one's BM25 index.
+    # When these tokens change, bump ANALYSER_VERSION, then update them here.
+    texts = ["Café CAFÉ cafe, fyra 4 four and 7 sju",
+             "The offices were opened on Mondays by the staff.",
+             "Kontoren öppnades på måndagarna av personalen."]
+    assert ANALYSER_VERSION == 1 and lexical_tokens(texts) == [
+        ["cafe", "cafe", "cafe", "four", "four", "four", "seven", "seven"],
+        ["offic", "were", "open", "monday", "staff"],
+        ["kontor", "oppn", "mandag", "personal"]]
+    assert analyser_version().startswith(f"{ANALYSER_VERSION}-")
 
 
 def _bm25s_tokens(texts: list[str], language: str) -> list[list[str]]:

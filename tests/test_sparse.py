@@ -1,5 +1,5 @@
-"""Sparse "latent terms": the matrix, how the local folder and the memory store keep it
-through full and incremental builds, and how hybrid search fuses it."""
+"""Sparse "latent terms": the matrix, how the local folder, the memory store and Postgres
+keep them through full and incremental builds, and how hybrid search fuses them."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from collab_qa.errors import IndexLoadError
 from collab_qa.index import BuildReport, update_index
 from collab_qa.query import resolve_query
 from collab_qa.search import Searcher
-from collab_qa.sparse import SparseTerms, SparseVector
-from collab_qa.store import IndexStore, StoreBackend
+from collab_qa.sparse import SparseIndex, SparseTerms, SparseVector
+from collab_qa.store import IndexStore, StoreBackend, WithSparseTerms
 from collab_qa.store.local import SPARSE, current_version_dir, load_index
 from collab_qa.store.local_build import LocalFolder
-from collab_qa.store.memory import MemoryBackend, MemoryStore
+from collab_qa.store.memory import MemoryBackend
+from collab_qa.store.postgres import Database
+from collab_qa.store.postgres_build import PostgresBackend
 
 CHUNKER = ChunkerConfig(max_tokens=40, overlap_tokens=0)
 # A model id that gets e5's calibration, whose hybrid fusion uses sparse scores.
@@ -68,8 +70,10 @@ BACKENDS: dict[str, Callable[[Path], StoreBackend]] = {
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
+    if request.param == "postgres":  # a new database on the session's server
+        return PostgresBackend(Database.connect(request.getfixturevalue("database_url")))
     return BACKENDS[request.param](tmp_path)
 
 
@@ -79,9 +83,19 @@ def build(backend: StoreBackend, documents: list[Document], embedder: FakeEmbedd
         return update_index(backend, documents, embedder, CHUNKER, sparse_terms=sparse_terms)
 
 
-def sparse_of(store: IndexStore) -> SparseTerms | None:
-    assert isinstance(store, MemoryStore) or hasattr(store, "sparse")
-    return getattr(store, "sparse", None)
+def sparse_of(store: IndexStore) -> SparseIndex | None:
+    assert isinstance(store, WithSparseTerms)
+    return store.sparse
+
+
+def holds(terms: SparseIndex, position: int, expected: SparseVector, features: int) -> bool:
+    """Whether the passage at ``position`` holds exactly ``expected``'s features (the fake
+    gives every feature weight 1), asked through ``SparseIndex`` alone: scored by
+    ``expected`` it counts the features both share, scored by every feature its own."""
+    every = SparseVector(np.arange(features, dtype=np.int32), np.ones(features, np.float32))
+    shared = terms.scores(expected, np.array([position]))[0]
+    own = terms.scores(every, np.array([position]))[0]
+    return bool(shared == own == len(expected.indices))
 
 
 def test_builds_keep_one_sparse_vector_per_passage(backend: StoreBackend) -> None:
@@ -89,23 +103,26 @@ def test_builds_keep_one_sparse_vector_per_passage(backend: StoreBackend) -> Non
     build(backend, DOCUMENTS, embedder)
     first = backend.load(expected_model_id=E5_LIKE)
     terms = sparse_of(first)
-    assert terms is not None and terms.size == len(first.chunks)
+    assert terms is not None
     assert first.manifest["model"]["sparse_dimension"] == embedder.sparse_dimension
+    features = embedder.sparse_dimension
     for position, chunk in enumerate(first.chunks):
         expected = embedder.encode_sparse([f"{first.title_of(chunk.doc_id)}\n{chunk.text}"])[0]
-        assert terms.row(position).indices.tolist() == expected.indices.tolist()
+        assert holds(terms, position, expected, features)
+    assert not holds(terms, 0, embedder.encode_query_sparse("zebrafish"), features)
 
     changed = [DOCUMENTS[0], document("rooms", "Study rooms close at nine."), DOCUMENTS[2]]
     report = build(backend, changed, embedder)
     assert report.changed == ["rooms"] and report.unchanged == ["printing", "cards"]
     second = backend.load()
     again = sparse_of(second)
-    assert again is not None and again.size == len(second.chunks)
+    assert again is not None
     kept = [c for c in first.chunks if c.doc_id == "cards"]
-    for chunk in kept:  # a kept passage keeps its own row, at its new position
-        old, new = first.position_of(chunk.id), second.position_of(chunk.id)
-        assert old is not None and new is not None
-        assert again.row(new).indices.tolist() == terms.row(old).indices.tolist()
+    for chunk in kept:  # a kept passage keeps its own vector, at its new position
+        new = second.position_of(chunk.id)
+        assert new is not None
+        expected = embedder.encode_sparse([f"{first.title_of(chunk.doc_id)}\n{chunk.text}"])[0]
+        assert holds(again, new, expected, features)
 
 
 class CountingSparseEmbedder(FakeSparseEmbedder):
@@ -137,12 +154,13 @@ def test_turning_sparse_terms_on_and_off_keeps_the_vectors(backend: StoreBackend
     report = build(backend, DOCUMENTS, embedder)  # on: only the sparse terms are encoded
     assert not report.up_to_date and report.full_rebuild_reason is None
     assert (embedder.dense_texts, embedder.sparse_texts) == (passages, passages)
+    assert (report.embedded_chunks, report.sparse_added_chunks) == (0, passages)
     with_terms = backend.load()
     terms = sparse_of(with_terms)
-    assert terms is not None and terms.size == passages
+    assert terms is not None
     for position, chunk in enumerate(with_terms.chunks):
         expected = embedder._sparse(f"{with_terms.title_of(chunk.doc_id)}\n{chunk.text}")
-        assert terms.row(position).indices.tolist() == expected.indices.tolist()
+        assert holds(terms, position, expected, embedder.sparse_dimension)
     assert build(backend, DOCUMENTS, embedder).up_to_date
 
     build(backend, DOCUMENTS, embedder, sparse_terms=False)  # off: dropped, nothing encoded
@@ -191,7 +209,7 @@ def test_hybrid_fusion_weighs_the_sparse_score(backend: StoreBackend) -> None:
     assert searcher.sparse is not None and 0 < searcher.sparse_weight < 1
     query = resolve_query("How many crowns for a colour page?", (), store.term_stats)
     retrieval = searcher.retrieve(query, 3, "hybrid")
-    assert retrieval.sparse_weight == searcher.sparse_weight
+    assert retrieval.fusion.sparse_weight == searcher.sparse_weight
     hits = retrieval.candidates
     dense = np.array([h.dense_score for h in hits])
     lexical = np.array([h.lexical_score for h in hits])
@@ -211,7 +229,7 @@ def test_hybrid_fusion_weighs_the_sparse_score(backend: StoreBackend) -> None:
     assert again.score == pytest.approx(hits[0].score, abs=1e-6)
     # Dense and lexical modes, and an index without sparse terms, fuse as before.
     assert retrieval.sparse_query is not None
-    assert searcher.retrieve(query, 3, "dense").sparse_weight == 0.0
+    assert searcher.retrieve(query, 3, "dense").fusion.sparse_weight == 0.0
     plain = Searcher(store, FakeEmbedder(model_id=E5_LIKE))
     assert plain.sparse is None and plain.sparse_weight == 0.0 and plain.dense_weight == 0.85
     off = Searcher(store, embedder, sparse_terms=False)  # COLLAB_QA_SPARSE_TERMS=false

@@ -3,6 +3,8 @@ statistics, used alike by the index (BM25) and by the answer (coverage, typos, I
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import unicodedata
@@ -124,6 +126,27 @@ def lexical_tokens(texts: Sequence[str],
                                    strict=True):
             tokens[i] = found_tokens
     return tokens
+
+
+# Bump with any change to how a passage becomes BM25 tokens (folding, token pattern, stop
+# words, number words, stemming): the local index records the analyser that built its BM25
+# side, and the next build rebuilds that side of a folder an older analyser wrote.
+ANALYSER_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def analyser_version() -> str:
+    """The analyser's version as an index records it: ``ANALYSER_VERSION`` and a digest of
+    the word data it reads (stop words, number words, the words that tell the languages
+    apart, stemmers, switches), so that a change in a language file counts as a new
+    analyser too, e.g. ``"1-3f2a9c0d41be"``."""
+    data = json.dumps([
+        ANALYSER_VERSION, sorted(_stopwords()), sorted(_NUMBER_WORDS.items()),
+        sorted(_STEMMER_NAMES.items()), _BM25_TOKEN.pattern,
+        [STEM_BY_LANGUAGE, QUERY_IN_BOTH_LANGUAGES, FUNCTION_WORDS_ARE_STOP_WORDS],
+        [sorted(_function_words(code)) for code in sorted(_STEMMER_NAMES)],
+    ], ensure_ascii=False)
+    return f"{ANALYSER_VERSION}-{hashlib.sha256(data.encode()).hexdigest()[:12]}"
 
 
 def query_tokens(text: str) -> list[str]:

@@ -30,7 +30,7 @@ from collab_qa.embedding import Embedder
 from collab_qa.errors import UserError
 from collab_qa.index import copy_index, update_index
 from collab_qa.search import Searcher
-from collab_qa.store import IndexStore, StoreBackend
+from collab_qa.store import IndexStore, StoreBackend, WithSparseTerms
 from collab_qa.store.local import CURRENT_FILE, LocalStore
 from collab_qa.store.local_build import LocalFolder
 
@@ -179,7 +179,9 @@ def copy_into(dataset: BeirDataset, cached: LocalStore, backend: StoreBackend, *
     """
     current, _ = backend.base()
     if current is not None:
-        if current.manifest.get("build", {}).get("copied_from") == cached.version:
+        if (current.manifest.get("build", {}).get("copied_from") == cached.version
+                and isinstance(current, WithSparseTerms)
+                and (current.sparse is None) == (cached.sparse is None)):
             return current
         if not set(current.documents) <= set(dataset.corpus):
             raise UserError(f"The database already holds an index of other documents than "

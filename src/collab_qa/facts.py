@@ -42,6 +42,8 @@ _NAME_WORD = r"[A-ZÅÄÖÜÉ][a-zåäöüéèáíóúñç'-]+"
 _PARTICLE = rf"(?:{lang.alternation('name_particles')})"
 PERSON = rf"{_NAME_WORD}(?:\s+(?:{_PARTICLE}\s+)?{_NAME_WORD}){{1,3}}"
 ROLE_WORDS = lang.alternation("role_words")
+ROLE_KINDS = {kind: re.compile(rf"\b(?:{'|'.join(words)})\b", re.IGNORECASE)
+              for kind, words in lang.roles().items()}
 ROLE_LINE = re.compile(rf"^(?:[\w-]+\s+){{0,4}}(?:{ROLE_WORDS})\b.{{0,40}}$", re.IGNORECASE)
 PERSON_LINE = re.compile(rf"^{PERSON}$")
 
@@ -59,6 +61,22 @@ def phones(text: str) -> list[str]:
 def holds_date(text: str) -> bool:
     """Whether the text holds a date or a year."""
     return bool(DATE.search(text) or re.search(rf"\b{YEAR}\b", text))
+
+
+def role_kind(question: str) -> str | None:
+    """The kind of role a question names ("rector" for "who is the president…?"), by its
+    first role word in either language."""
+    found = [(match.start(), kind) for kind, pattern in ROLE_KINDS.items()
+             if (match := pattern.search(question))]
+    return min(found)[1] if found else None
+
+
+def names_role(text: str, kind: str) -> bool:
+    """Whether a sentence of the text names a person together with a role of this kind, in
+    any language ("Anna Berg, rektor för …" for a question about the president)."""
+    pattern = ROLE_KINDS[kind]
+    return any(pattern.search(sentence) and re.search(PERSON, sentence)
+               for sentence in (text[a:b] for a, b in sentence_spans(text)))
 
 
 def dates_event(text: str, kind: str) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from collab_qa.chunking import Chunk
+from collab_qa.fusion import Fusion
 from collab_qa.query import Query
 from collab_qa.sparse import SparseVector
 from collab_qa.store import IndexStore, WithSparseTerms
@@ -48,13 +49,6 @@ class Hit:
         return " › ".join((self.title, *self.chunk.heading_path))
 
 
-def _scaled(value: float, bounds: tuple[float, float]) -> float:
-    low, high = bounds
-    if high - low < 1e-9:
-        return 0.0 if high <= 0 else 1.0
-    return min(1.0, max(0.0, (value - low) / (high - low)))
-
-
 @dataclass(frozen=True)
 class Retrieval:
     """Every candidate passage for a query, each with its own retrieval scores.
@@ -65,12 +59,8 @@ class Retrieval:
         candidates: The candidates in index order, ``score`` being the mode's score.
         vector: The query's vector (encoded in every mode: the confidence reads it).
         best_dense: The passage of the whole index nearest the query, and its cosine.
-        dense_bounds: Lowest and highest dense score among the candidates.
-        lexical_bounds: Lowest and highest BM25 score among the candidates.
-        dense_weight: Weight of the dense score in hybrid fusion.
+        fusion: The hybrid fusion's weights and the candidates' score scales.
         sparse_query: The query's sparse vector, when hybrid fusion used sparse scores.
-        sparse_bounds: Lowest and highest sparse score among the candidates.
-        sparse_weight: Weight of the sparse score in hybrid fusion (0: not used).
     """
 
     query: Query
@@ -78,16 +68,12 @@ class Retrieval:
     candidates: list[Hit]
     vector: np.ndarray
     best_dense: tuple[Chunk | None, float]
-    dense_bounds: tuple[float, float] = (0.0, 0.0)
-    lexical_bounds: tuple[float, float] = (0.0, 0.0)
-    dense_weight: float = 0.5
+    fusion: Fusion
     sparse_query: SparseVector | None = None
-    sparse_bounds: tuple[float, float] = (0.0, 0.0)
-    sparse_weight: float = 0.0
 
     def hits_for(self, store: IndexStore, chunks: Sequence[Chunk]) -> list[Hit]:
         """Passages that were not retrieved (the next one of a document, ones a conflict
-        quotes) with their own scores, fused on the scale of the candidates."""
+        quotes) with their own scores, fused as the candidates were and on their scale."""
         known = [(chunk, store.position_of(chunk.id)) for chunk in chunks]
         known = [(chunk, position) for chunk, position in known if position is not None]
         where = np.array([position for _, position in known], dtype=np.int64)
@@ -96,18 +82,14 @@ class Retrieval:
         terms = store.sparse if isinstance(store, WithSparseTerms) else None
         sparse = (terms.scores(self.sparse_query, where)
                   if known and terms is not None and self.sparse_query is not None
-                  and self.sparse_weight > 0 else np.zeros(len(known)))
-        lexical_weight = 1 - self.dense_weight - self.sparse_weight
-        hits = []
-        for (chunk, _), d, x, s in zip(known, dense.tolist(), lexical.tolist(), sparse.tolist(),
-                                       strict=True):
-            if self.mode == "dense":
-                score = d
-            elif self.mode == "lexical":
-                score = x
-            else:
-                score = (self.dense_weight * _scaled(d, self.dense_bounds)
-                         + lexical_weight * _scaled(x, self.lexical_bounds)
-                         + self.sparse_weight * _scaled(s, self.sparse_bounds))
-            hits.append(Hit(chunk, store.title_of(chunk.doc_id), score, d, x, score))
-        return hits
+                  and self.fusion.sparse_weight > 0 else None)
+        if self.mode == "dense":
+            scores = dense
+        elif self.mode == "lexical":
+            scores = lexical
+        else:
+            scores = self.fusion.scores(self.query.language, [chunk for chunk, _ in known],
+                                        dense, lexical, sparse)
+        return [Hit(chunk, store.title_of(chunk.doc_id), float(score), float(d), float(x),
+                    float(score))
+                for (chunk, _), score, d, x in zip(known, scores, dense, lexical, strict=True)]

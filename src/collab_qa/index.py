@@ -41,7 +41,13 @@ __all__ = [
 
 @dataclass
 class BuildReport:
-    """What a build did, for the CLI summary and the documents page."""
+    """What a build did, for the CLI summary and the documents page.
+
+    ``embedded_chunks`` counts the passages of new and changed documents (encoded whole);
+    ``sparse_added_chunks`` the kept passages that only got sparse vectors; and
+    ``lexical_rebuilt`` says the previous version's BM25 index was an older text analyser's,
+    rebuilt here with the vectors kept.
+    """
 
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
@@ -50,6 +56,8 @@ class BuildReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks: int = 0
     embedded_chunks: int = 0
+    sparse_added_chunks: int = 0
+    lexical_rebuilt: bool = False
     seconds: float = 0.0
     full_rebuild_reason: str | None = None
     version: str = ""
@@ -216,8 +224,10 @@ def update_index(
     report.removed = sorted(set(old_docs) - {d.id for d in documents})
 
     skipped_rows = [asdict(s) for s in report.skipped]
+    # The local folder's BM25 index is rebuilt with every version it writes.
+    report.lexical_rebuilt = isinstance(reuse, LocalStore) and reuse.lexical_outdated
     if (reuse is not None and not report.added and not report.changed and not report.removed
-            and reuse.manifest.get("skipped") == skipped_rows
+            and reuse.manifest.get("skipped") == skipped_rows and not report.lexical_rebuilt
             and int(reuse.manifest["model"].get("sparse_dimension", 0)) == features):
         report.up_to_date = True
         report.version = reuse.version
@@ -230,6 +240,7 @@ def update_index(
     fresh_sparse = (embedder.encode_sparse(texts, progress=progress)
                     if features and isinstance(embedder, SparseEmbedder) else None)
     kept_sparse = _sparse_for_kept(reuse, features, plan, embedder, progress)
+    report.sparse_added_chunks = sum(len(vectors) for vectors in kept_sparse.values())
     writer = backend.writer(reuse)
     offset = 0
     for document, chunks in plan:
@@ -256,7 +267,8 @@ def update_index(
 def copy_index(source: LocalStore, backend: StoreBackend, *,
                lock_timeout: float = 30.0) -> BuildReport:
     """Write ``source`` (a local folder's version) into ``backend`` as its next version:
-    documents, passages and their vectors as they are, nothing embedded again.
+    documents, passages and their vectors (and sparse vectors, when the folder has them and
+    the backend keeps them) as they are, nothing embedded again.
 
     The new version holds exactly the source's documents; its manifest keeps the source's
     model, chunker settings and skipped files, and names the version it was copied from
@@ -280,12 +292,15 @@ def copy_index(source: LocalStore, backend: StoreBackend, *,
         report.removed = sorted(set(previous.documents) - set(source.documents)
                                 if previous else ())
         writer = backend.writer(None)
+        terms = source.sparse if backend.keeps_sparse_terms else None
         for record in source.documents.values():
             rows = [positions[chunk_id] for chunk_id in record.chunk_ids]
             writer.add(record, [source.chunks[row] for row in rows],
-                       np.asarray(source.vectors[rows], dtype=np.float32))
+                       np.asarray(source.vectors[rows], dtype=np.float32),
+                       None if terms is None else [terms.row(row) for row in rows])
         report.version = writer.commit({
-            "model": source.manifest["model"],
+            "model": {**source.manifest["model"],
+                      "sparse_dimension": 0 if terms is None else terms.dimension},
             "chunker": source.manifest["chunker"],
             "skipped": source.manifest.get("skipped", []),
             "build": {"added": report.added, "changed": [], "removed": report.removed,

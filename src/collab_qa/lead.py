@@ -17,6 +17,7 @@ from collab_qa.facts import (
     EMAIL,
     YEAR,
     holds_contact,
+    names_role,
     phones,
     points_to_help,
     sentence_spans,
@@ -30,6 +31,7 @@ from collab_qa.query import (
     ASKS_PHONE,
     ASKS_WAY,
     Query,
+    asked_role,
 )
 
 # Digits and unambiguous number words ("one" or "en" is as often an ordinary word).
@@ -53,8 +55,9 @@ def coverage(query_weights: dict[str, float], tokens: Set[str]) -> float:
 
 def _sentence_bonus(sentence: str, question: str) -> float:
     """Extra score for a sentence that holds the kind of thing the question asks for (for
-    "how do I …?", where to turn), and a penalty for fragments (a lead-in "… within:" or a
-    few words without a verb)."""
+    "how do I …?", where to turn; for "who is the <role>?", a person in that role, named in
+    either language), and a penalty for fragments (a lead-in "… within:" or a few words
+    without a verb)."""
     bonus = 0.0
     if ASKS_DATE.search(question) and (DATE.search(sentence) or re.search(YEAR, sentence)):
         bonus += 0.25
@@ -66,6 +69,9 @@ def _sentence_bonus(sentence: str, question: str) -> float:
         bonus += 0.4
     if ((ASKS_CONTACT.search(question) and holds_contact(sentence))
             or (ASKS_WAY.search(question) and points_to_help(sentence))):
+        bonus += 0.3
+    role = asked_role(question)
+    if role is not None and names_role(sentence, role):
         bonus += 0.3
     if sentence.rstrip().endswith(":"):
         bonus -= 0.3

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from collab_qa import lang
 from collab_qa.analysis import TermStats, detect_language, text_tokens
-from collab_qa.facts import EVENT
+from collab_qa.facts import EVENT, role_kind
 
 
 def _any_of(key: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
@@ -110,6 +110,11 @@ def asked_types(question: str) -> frozenset[str]:
 def asks_for_contact(question: str) -> bool:
     """Whether a question asks who to contact or for an email or phone number."""
     return bool(ASKS_CONTACT.search(question))
+
+
+def asked_role(question: str) -> str | None:
+    """The kind of role a question asks who holds ("who is the dean…?"), if any."""
+    return role_kind(question) if asks_for_contact(question) else None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ that have what it wants, and a passage moved by a reorder keeps its own retrieva
 - the document the previous question was answered from, for a follow-up about "it" or
   "them" (a passage elsewhere that is clearly better still wins);
 - for the answer: the passage after the top one when only it holds the date or number
-  asked for, and passages holding the asked type moved up a little.
+  asked for, and passages holding the asked type (or naming a person in the role asked
+  about) moved up a little.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import numpy as np
 from collab_qa.analysis import lexical_tokens
 from collab_qa.chunking import is_placeholder, is_plain_heading
 from collab_qa.documents import is_filler
-from collab_qa.facts import dates_event, event_kind, holds_type
+from collab_qa.facts import dates_event, event_kind, holds_type, names_role
 from collab_qa.hits import Hit, Retrieval
-from collab_qa.query import Query, asked_types
+from collab_qa.query import Query, asked_role, asked_types
 from collab_qa.store import IndexStore
 
 # Share of the score range added to a passage holding every name the question mentions.
@@ -173,6 +174,18 @@ def by_answer_type(kinds: frozenset[str], hits: list[Hit], event: str | None = N
     return [head[i] for i in order] + list(hits[ANSWER_TYPE_WINDOW:])
 
 
+def by_role(kind: str | None, hits: list[Hit]) -> list[Hit]:
+    """For "who is the <role>…?": let a passage that names a person in a role of that kind,
+    in either language, move up ``ANSWER_TYPE_JUMP`` places within the first passages."""
+    if kind is None or len(hits) < 2:
+        return list(hits)
+    head = list(hits[:ANSWER_TYPE_WINDOW])
+    keys = [rank - (ANSWER_TYPE_JUMP if names_role(hit.text, kind) else 0)
+            for rank, hit in enumerate(head)]
+    order = sorted(range(len(head)), key=lambda i: (keys[i], i))
+    return [head[i] for i in order] + list(hits[ANSWER_TYPE_WINDOW:])
+
+
 def rank(store: IndexStore, retrieval: Retrieval, k: int) -> Ranking:
     """Boost, cut to ``k`` and order the retrieved passages for the answer.
 
@@ -188,5 +201,7 @@ def rank(store: IndexStore, retrieval: Retrieval, k: int) -> Ranking:
                              store.term_stats.fillers)
     ordered = by_answer_type(query.kinds, with_next_passage(store, retrieval, query.kinds, hits),
                              event_kind(query.question))
+    ordered = by_role(asked_role(query.question), ordered)
     completed = with_next_passage(store, retrieval, asked_types(query.question), hits)
     return Ranking(retrieval, hits, ordered, completed)
+

@@ -4,8 +4,8 @@ read through the store.
 Hybrid fuses min-max normalised dense and BM25 scores, and the sparse "latent terms" score
 when the index holds them (``collab_qa.sparse``), over the union of the candidate lists,
 each candidate scored exactly by every retriever (FINDINGS on SciFact: normalised score
-fusion beats RRF). The question arrives resolved into a ``Query``; ``rerank`` boosts and
-cuts what is retrieved here.
+fusion beats RRF); the formula lives in ``collab_qa.fusion``. The question arrives resolved
+into a ``Query``; ``rerank`` boosts and cuts what is retrieved here.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from collab_qa.analysis import passage_language
 from collab_qa.calibration import calibration_for
-from collab_qa.chunking import Chunk
 from collab_qa.embedding import Embedder, SparseEmbedder
 from collab_qa.errors import QuestionError
+from collab_qa.fusion import Fusion
 from collab_qa.hits import Hit, Retrieval
 from collab_qa.index import load_index
 from collab_qa.query import Query
@@ -30,25 +29,10 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 # models' engines release the GIL); when no thread of it is free by the time the vector is
 # ready, the request's own thread does it.
 _LEXICAL_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical-search")
-
-
-def _bounds(values: np.ndarray) -> tuple[float, float]:
-    return float(values.min(initial=0.0)), float(values.max(initial=0.0))
-
-
-def _min_max(values: np.ndarray) -> np.ndarray:
-    low, high = _bounds(values)
-    if high - low < 1e-9:
-        return np.zeros_like(values) if high <= 0 else np.ones_like(values)
-    return (values - low) / (high - low)
-
-
-def _spread(values: np.ndarray) -> np.ndarray:
-    """``values`` mapped onto 0..1 from their own lowest to their highest."""
-    if not len(values):
-        return values
-    low, high = float(values.min()), float(values.max())
-    return np.zeros_like(values) if high - low < 1e-9 else (values - low) / (high - low)
+# The question's sparse vector is a second pass of the model over the question; it runs here
+# while the dense vector is encoded, each pass on one core, so a new question waits for about
+# one pass rather than two.
+_SPARSE_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparse-encode")
 
 
 class Searcher:
@@ -102,7 +86,11 @@ class Searcher:
         wants_lexical = total > 0 and mode in ("hybrid", "lexical")
         ahead = (_LEXICAL_AHEAD.submit(store.lexical_search, query.text, pool) if wants_lexical
                  else None)
-        vector = self.embedder.encode_query(query.text)
+        terms = self.sparse if mode == "hybrid" else None
+        embedder = self.embedder
+        sparse_ahead = (_SPARSE_AHEAD.submit(embedder.encode_query_sparse, query.text)
+                        if terms is not None and isinstance(embedder, SparseEmbedder) else None)
+        vector = embedder.encode_query(query.text)
         # A vector from the query cache comes back before the helper has started: then the
         # lexical search is done here, without the two threads taking turns.
         inline = ahead is not None and ahead.cancel()
@@ -111,10 +99,11 @@ class Searcher:
                                                    else 1)
         best_dense = ((store.chunks[int(best_ids[0])], float(best_scores[0]))
                       if len(best_ids) else (None, 0.0))
-        terms = self.sparse if mode == "hybrid" else None
-        sparse_query = (self.embedder.encode_query_sparse(query.text)
-                        if terms is not None and isinstance(self.embedder, SparseEmbedder)
-                        else None)
+        # A sparse vector still queued when the dense one is ready is encoded here.
+        sparse_query = None
+        if sparse_ahead is not None and isinstance(embedder, SparseEmbedder):
+            sparse_query = (embedder.encode_query_sparse(query.text) if sparse_ahead.cancel()
+                            else sparse_ahead.result())
         candidates: set[int] = set()
         if total and mode in ("hybrid", "dense"):
             candidates.update(int(i) for i in best_ids)
@@ -136,44 +125,27 @@ class Searcher:
                        else beside.result())
         sparse = (terms.scores(sparse_query, ids)
                   if terms is not None and sparse_query is not None else None)
+        fusion = self.fusion_over(dense, lexical, sparse)
         if mode == "dense":
             scores = dense
         elif mode == "lexical":
             scores = lexical
         else:
-            scores = self._fuse(query, [store.chunks[i] for i in ids.tolist()], dense, lexical,
-                                sparse)
+            scores = fusion.scores(query.language, [store.chunks[i] for i in ids.tolist()],
+                                   dense, lexical, sparse)
         hits = [Hit(chunk, store.title_of(chunk.doc_id), float(score), float(d), float(x),
                     retrieval_score=float(score))
                 for chunk, score, d, x in zip(map(store.chunks.__getitem__, ids.tolist()),
                                               scores, dense, lexical, strict=True)]
-        return Retrieval(query, mode, hits, vector, best_dense, _bounds(dense),
-                         _bounds(lexical), self.dense_weight,
-                         sparse_query=sparse_query,
-                         sparse_bounds=_bounds(sparse) if sparse is not None else (0.0, 0.0),
-                         sparse_weight=self.sparse_weight if sparse is not None else 0.0)
+        return Retrieval(query, mode, hits, vector, best_dense, fusion,
+                         sparse_query=sparse_query)
 
-    def _fuse(self, query: Query, chunks: list[Chunk], dense: np.ndarray,
-              lexical: np.ndarray, sparse: np.ndarray | None = None) -> np.ndarray:
-        """Hybrid scores: min-max normalised dense, BM25 and (when given) sparse scores,
-        weighted. BM25 cannot match across languages, so a passage in the other language
-        than the question's takes, in BM25's place, its sparse score or, without one, its
-        dense score spread over 0..1 of the candidates as BM25's scores are: it is not
-        buried for lacking shared words, nor lifted over every passage that shares them
-        (one question's cosines sit close together, near the top of the scale)."""
-        dense_part, lexical_part = _min_max(dense), _min_max(lexical)
-        sparse_part = _min_max(sparse) if sparse is not None else None
-        if self.cross_language_dense and query.language:
-            other = np.array([passage_language(chunk.text) not in ("", query.language)
-                              for chunk in chunks], dtype=bool)
-            lexical_part = np.where(other, _spread(dense) if sparse_part is None
-                                    else sparse_part, lexical_part)
-        sparse_weight = 0.0 if sparse_part is None else self.sparse_weight
-        fused = (self.dense_weight * dense_part
-                 + (1 - self.dense_weight - sparse_weight) * lexical_part)
-        if sparse_part is not None:
-            fused = fused + sparse_weight * sparse_part
-        return fused.astype(np.float32)
+    def fusion_over(self, dense: np.ndarray, lexical: np.ndarray,
+                    sparse: np.ndarray | None = None) -> Fusion:
+        """This searcher's hybrid fusion, scaled by one query's candidate scores."""
+        return Fusion.over(dense, lexical, sparse, dense_weight=self.dense_weight,
+                           sparse_weight=self.sparse_weight,
+                           cross_language=self.cross_language_dense)
 
 
 def encode_question(searcher: Searcher, text: str, mode: str) -> None:

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     sparse_terms: bool = Field(
         True, description="Also index the model's sparse \"latent terms\" as a "
         "third hybrid signal (e5 only: a second encoder pass per passage and per question; "
-        "the local index only); turning it on encodes only the sparse terms of kept passages.",
+        "in the local folder and in Postgres); turning it on encodes only the sparse terms "
+        "of kept passages.",
     )
     max_question_chars: int = Field(
         1000, ge=10, description="Longer questions are refused with a clear message."

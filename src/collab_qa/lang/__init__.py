@@ -34,10 +34,21 @@ def numbers(languages: tuple[str, ...] = LANGUAGES) -> dict[str, int]:
             for word, value in _data(language)["numbers"].items()}
 
 
-def events(languages: tuple[str, ...] = LANGUAGES) -> dict[str, list[str]]:
-    """The verbs that date each kind of event, all languages together."""
+def grouped(key: str, languages: tuple[str, ...] = LANGUAGES) -> dict[str, list[str]]:
+    """The table ``key`` of each language (kind: words), all languages together."""
     kinds: dict[str, list[str]] = {}
     for language in languages:
-        for kind, verbs in _data(language).get("events", {}).items():
-            kinds.setdefault(kind, []).extend(verbs)
+        for kind, entries in _data(language).get(key, {}).items():
+            kinds.setdefault(kind, []).extend(entries)
     return kinds
+
+
+def events(languages: tuple[str, ...] = LANGUAGES) -> dict[str, list[str]]:
+    """The verbs that date each kind of event, all languages together."""
+    return grouped("events", languages)
+
+
+def roles(languages: tuple[str, ...] = LANGUAGES) -> dict[str, list[str]]:
+    """The words for each kind of role ("rector": president, rektor, …), all languages
+    together, so a question in one language finds the role named in the other."""
+    return grouped("roles", languages)

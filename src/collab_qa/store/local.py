@@ -4,7 +4,8 @@ checking one version of it. ``store.local_build`` writes the versions.
 Layout of the index folder::
 
     CURRENT                 name of the live version folder (swapped atomically)
-    <version>/manifest.json format, model, chunker settings, per-document sha256 and chunk ids
+    <version>/manifest.json format, model, chunker settings, per-document sha256 and chunk ids,
+                            and the text analyser that built the BM25 index
     <version>/documents.jsonl  normalised document texts (the viewer shows these)
     <version>/chunks.jsonl  one chunk per line, in vector order
     <version>/vectors.npy   float32 unit vectors, reused by incremental builds
@@ -18,6 +19,7 @@ Layout of the index folder::
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from typing import Any, NoReturn
 import faiss
 import numpy as np
 
-from collab_qa.analysis import TermStats, lexical_tokens, query_tokens
+from collab_qa.analysis import TermStats, analyser_version, lexical_tokens, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import IndexLoadError
 from collab_qa.sparse import SparseTerms
@@ -44,8 +46,10 @@ FORMAT_VERSION = 6
 # A format-5 version reads as one without sparse vectors (its files are the same); the next
 # build adds them and keeps the vectors.
 READABLE_FORMATS = (5, 6)
-# The database store keeps no sparse vectors: its format is still 5.
-DATABASE_FORMAT_VERSION = 5
+# The database's formats: 6 adds the passages' sparse vectors (a sparsevec column). A
+# format-5 version reads as one without them; the next build adds them.
+DATABASE_FORMAT_VERSION = 6
+DATABASE_READABLE_FORMATS = (5, 6)
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".build.lock"
 TMP_PREFIX = ".tmp-"
@@ -57,8 +61,12 @@ DENSE = "dense.faiss"
 LEXICAL = "bm25"
 SPARSE = "sparse.npz"
 REBUILD_HINT = "rebuild it with `collab-qa index --full`"
+# The manifest key naming the text analyser that tokenised the passages for BM25.
+ANALYSER = "analyser"
 # Memory for the BM25 scores of the last queries (``LexicalIndex.scores``).
 RECENT_SCORES_BYTES = 32 * 2**20
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- lexical
@@ -195,6 +203,12 @@ class LocalStore(TableLookups):
         self._table = ChunkTable(self.chunks, self.documents, self.manifest)
 
     @property
+    def lexical_outdated(self) -> bool:
+        """Whether another text analyser than this code's built the BM25 index (an older
+        collab-qa; a version that names none is older than the record)."""
+        return self.manifest.get(ANALYSER) != analyser_version()
+
+    @property
     def term_stats(self) -> TermStats:
         if self.stats is None:
             self.stats = passage_stats(self.chunks, self.documents)
@@ -242,8 +256,9 @@ def load_index(index_dir: Path, *, expected_model_id: str | None = None,
         index_dir: The index folder.
         expected_model_id: When given, an index built with another model is refused.
         mmap: Map the stored vectors instead of reading them into memory.
-        term_stats: Compute the word statistics now, so no request has to (a build that
-            only reuses the vectors leaves them out).
+        term_stats: Load for questions: compute the word statistics now, so no request has
+            to, and warn when the BM25 index is an older analyser's (a build that only reuses
+            the vectors leaves both out).
 
     Raises:
         IndexLoadError: naming the file at fault and the fix.
@@ -260,6 +275,10 @@ def load_index(index_dir: Path, *, expected_model_id: str | None = None,
             _raise_load_error(path, exc)
         if term_stats:
             store.stats = passage_stats(store.chunks, store.documents)
+            if store.lexical_outdated:
+                log.warning("The BM25 index of %s was built by an older text analyser, so word "
+                            "matches may be off; run `collab-qa index` to rebuild it (the "
+                            "vectors are kept).", path)
         return store
     raise IndexLoadError(f"The index in {index_dir} kept changing while it was read; try again.")
 

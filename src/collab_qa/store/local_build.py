@@ -23,10 +23,12 @@ import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
+from collab_qa.analysis import analyser_version
 from collab_qa.chunking import embedding_text
 from collab_qa.errors import BuildLockedError, IndexLoadError, UserError
 from collab_qa.store import IndexStore
 from collab_qa.store.local import (
+    ANALYSER,
     CHUNKS,
     CURRENT_FILE,
     DENSE,
@@ -159,6 +161,7 @@ class LocalWriter(DraftWriter):
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **facts,
             "dense_index": type(dense).__name__,
+            ANALYSER: analyser_version(),  # the BM25 index above is rebuilt on every write
             **self.manifest_facts(),
         }
         _write_file(tmp / MANIFEST, lambda handle: json.dump(manifest, handle, indent=1,

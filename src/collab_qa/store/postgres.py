@@ -1,10 +1,9 @@
 """The index in Postgres: any number of servers given one database URL read the same index.
 
-Vectors sit in a pgvector column behind an HNSW or IVFFlat index (cosine; which, and when it
-is built: ``postgres_vectors.py``); the lexical side keeps the analyser's tokens of each
-passage in a ``tsvector`` (GIN index) and the BM25 statistics in tables, so lexical scores
-are the local folder's BM25 scores. Schema: ``postgres_schema.sql``; builds:
-``postgres_build.py``.
+Vectors sit in a pgvector column behind an HNSW or IVFFlat index (``postgres_vectors.py``);
+the lexical side keeps the analyser's tokens of each passage in a ``tsvector`` (GIN index)
+and the BM25 statistics in tables, so lexical scores are the local folder's BM25 scores.
+Schema: ``postgres_schema.sql``; builds: ``postgres_build.py``.
 
 A ``PostgresStore`` is one loaded version, like the local ``Index``: its passages are held in
 memory, its searches run in the database and name that version, so a build switching to a
@@ -31,7 +30,9 @@ from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
 from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
+from collab_qa.store.local import DATABASE_READABLE_FORMATS as READABLE_FORMATS
 from collab_qa.store.postgres_lexical import PostingRow, any_of, top_k
+from collab_qa.store.postgres_sparse import sparse_terms_of
 from collab_qa.store.postgres_vectors import SEARCH_SETTINGS_SQL, search_settings
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
@@ -272,6 +273,7 @@ class PostgresStore(TableLookups):
         # False for a version built before the postings existed: its lexical search scores
         # every matching passage.
         self.has_postings = True
+        self.sparse = sparse_terms_of(database, version_id, manifest)  # None: none kept
         self._table = ChunkTable(chunks, documents, manifest)
 
     # ------------------------------------------------------------------ loading
@@ -304,7 +306,7 @@ class PostgresStore(TableLookups):
         if row is None:
             raise IndexLoadError(f"The current index version was deleted; {BUILD_HINT}.")
         manifest, chunk_count, average_length = row
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READABLE_FORMATS:
             raise IndexLoadError(
                 f"The index in the {describe_database(database.url)} has format "
                 f"{manifest.get('format_version')!r}, this collab-qa reads format "
@@ -380,8 +382,7 @@ class PostgresStore(TableLookups):
             connection.execute(SEARCH_SETTINGS_SQL,
                                search_settings(self._manifest.get("vector_index"), k))
             rows = connection.execute(_DENSE_SQL.format(d=self.dimension), params).fetchall()
-        # IVF's iterative scan may return a later list's passage a little out of order.
-        return _arrays(sorted(rows, key=lambda row: -row[1]))
+        return _arrays(sorted(rows, key=lambda row: -row[1]))  # IVF's relaxed order
 
     def dense_scores(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
         params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,

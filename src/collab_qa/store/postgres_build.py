@@ -46,6 +46,7 @@ from collab_qa.store.postgres import (
     describe_database,
 )
 from collab_qa.store.postgres_lexical import POSTING_BLOCK
+from collab_qa.store.postgres_sparse import sparse_column, write_kept_sparse
 from collab_qa.store.postgres_vectors import (
     BY_SIZE,
     VectorIndex,
@@ -78,8 +79,7 @@ class PostgresBackend:
         vectors: How builds choose the vector index (by size unless told).
     """
 
-    # Sparse vectors would need pgvector's ``sparsevec`` column; the database keeps none yet.
-    keeps_sparse_terms = False
+    keeps_sparse_terms = True  # in a sparsevec column (postgres_sparse)
 
     def __init__(self, database: Database,
                  vectors: VectorIndexChoice = BY_SIZE) -> None:
@@ -128,29 +128,52 @@ class PostgresWriter:
         self.records: list[DocumentRecord] = []
         self.content_ids: dict[str, str] = {}
         self.added: list[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]] = []
+        # Sparse vectors of added documents by id, and of kept passages whose rows hold none.
+        self.sparse: dict[str, Sequence[SparseVector]] = {}
+        self.kept_sparse: list[tuple[str, int, SparseVector]] = []
+        self._without_sparse = 0  # passages of this version that will hold no sparse vector
 
     def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
         if self._base is None:
             raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
-        self.records.append(self._base.documents[doc_id])
+        record = self._base.documents[doc_id]
+        self.records.append(record)
         self.content_ids[doc_id] = self._base.content_ids[doc_id]
+        if sparse is not None:
+            passages = [self._base.chunk_by_id(chunk_id) for chunk_id in record.chunk_ids]
+            self.kept_sparse.extend(
+                (self.content_ids[doc_id], chunk.ordinal, vector) for chunk, vector in
+                zip([p for p in passages if p is not None], sparse, strict=True))
+        elif self._base.sparse is None:
+            self._without_sparse += len(record.chunk_ids)
 
     def add(self, document: DocumentRecord, chunks: Sequence[Chunk], vectors: np.ndarray,
             sparse: Sequence[SparseVector] | None = None) -> None:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} passages of {document.id} but {len(vectors)} vectors")
+        if sparse is not None and len(sparse) != len(chunks):
+            raise ValueError(f"{len(chunks)} passages of {document.id} but {len(sparse)} "
+                             "sparse vectors")
         record = replace(document, chunk_ids=tuple(c.id for c in chunks))
         self.records.append(record)
         self.content_ids[document.id] = uuid.uuid4().hex
         self.added.append((record, chunks, np.asarray(vectors, dtype=np.float32)))
+        if sparse is None:
+            self._without_sparse += len(chunks)
+        else:
+            self.sparse[document.id] = sparse
 
     def commit(self, facts: Mapping[str, Any]) -> str:
         version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:6]
+        # A version holds sparse vectors only when every passage of it has one.
+        sparse_dimension = (0 if self._without_sparse
+                            else int(facts["model"].get("sparse_dimension", 0)))
         manifest = {
             "format_version": FORMAT_VERSION,
             "version": version,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **facts,
+            "model": {**facts["model"], "sparse_dimension": sparse_dimension},
             "lexical_index": "tsvector (GIN) with BM25 statistics and impact-ordered postings",
             "documents": {r.id: {"sha256": r.sha256, "title": r.title,
                                  "chunk_ids": list(r.chunk_ids)} for r in self.records},
@@ -163,7 +186,9 @@ class PostgresWriter:
             vectors = self._vectors.wanted(manifest["totals"]["chunks"], current)
             manifest |= {"dense_index": vectors.describe(), "vector_index": vectors.facts()}
             with connection.transaction():
-                _write_documents(connection, self.added, self.content_ids, dimension)
+                _write_documents(connection, self.added, self.content_ids, dimension,
+                                 self.sparse, sparse_dimension)
+                write_kept_sparse(connection, self.kept_sparse, sparse_dimension)
                 if current is None:
                     create_index(connection, dimension, vectors)
                 _write_version(connection, manifest, [self.content_ids[r.id]
@@ -190,6 +215,7 @@ def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *
         ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
         full=full, max_file_bytes=settings.max_file_bytes,
         lock_timeout=settings.build_lock_timeout, progress=progress,
+        sparse_terms=settings.sparse_terms,
     )
 
 
@@ -220,8 +246,10 @@ def _write_documents(
     connection: psycopg.Connection[Any],
     added: Sequence[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]],
     content_ids: Mapping[str, str], dimension: int,
+    sparse: Mapping[str, Sequence[SparseVector]], sparse_dimension: int,
 ) -> None:
-    """Insert the documents this version adds, and their passages."""
+    """Insert the documents this version adds, and their passages (with their sparse
+    vectors when the version keeps them)."""
     with connection.cursor() as cursor:
         with cursor.copy("COPY collab_qa.documents (content_id, doc_id, title, text, sha256, "
                          "format) FROM STDIN") as copy:
@@ -229,14 +257,16 @@ def _write_documents(
                 copy.write_row((content_ids[d.id], d.id, d.title, d.text, d.sha256, d.format))
         with cursor.copy("COPY collab_qa.chunks (content_id, chunk_id, ordinal, heading_path, "
                          "start_offset, end_offset, text, lexemes, token_count, dimension, "
-                         "embedding) FROM STDIN") as copy:
+                         "embedding, sparse) FROM STDIN") as copy:
             for d, chunks, vectors in added:
                 tokens = lexical_tokens([embedding_text(d.title, chunk) for chunk in chunks])
-                for chunk, words, vector in zip(chunks, tokens, vectors, strict=True):
+                terms = sparse_column(sparse.get(d.id), len(chunks), sparse_dimension)
+                for chunk, words, vector, term in zip(chunks, tokens, vectors, terms,
+                                                      strict=True):
                     copy.write_row((content_ids[d.id], chunk.id, chunk.ordinal,
                                     list(chunk.heading_path), chunk.start, chunk.end,
                                     chunk.text, _tsvector(words), max(len(words), 1),
-                                    dimension, vector))
+                                    dimension, vector, term))
 
 
 def _write_version(connection: psycopg.Connection[Any], manifest: dict[str, Any],

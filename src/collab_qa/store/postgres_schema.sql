@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS collab_qa.chunks (
     UNIQUE (content_id, ordinal)
 );
 CREATE INDEX IF NOT EXISTS chunks_lexemes ON collab_qa.chunks USING gin (lexemes);
+-- The passage's sparse "latent terms" (pgvector 0.7 or later), NULL when the build kept none;
+-- added here to tables made before them. Scored exactly, with no index (postgres_sparse.py).
+ALTER TABLE collab_qa.chunks ADD COLUMN IF NOT EXISTS sparse sparsevec;
 
 -- One build. manifest holds the same facts as the local folder's manifest.json (json, not
 -- jsonb, to keep the documents in corpus order).
