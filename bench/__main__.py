@@ -26,6 +26,10 @@ def parser() -> argparse.ArgumentParser:
                    help="scale: comma-separated chunk counts")
     p.add_argument("--pg-sizes", default="1000000",
                    help="pgscale: comma-separated chunk counts (Postgres beside the folder)")
+    p.add_argument("--pg-only", action="store_true",
+                   help="pgscale: skip the local folder's side (its last figures stay)")
+    p.add_argument("--pg-index", default="auto", choices=["auto", "hnsw", "ivfflat"],
+                   help="pgscale: the Postgres vector index (auto: by size)")
     p.add_argument("--scale-timeout", type=float, default=1800.0,
                    help="scale: seconds allowed per size")
     p.add_argument("--queries", type=int, default=200, help="scale: timed queries per index")

@@ -1,9 +1,9 @@
 """The index in Postgres: any number of servers given one database URL read the same index.
 
-Vectors sit in a pgvector column behind an HNSW index (cosine); the lexical side keeps the
-analyser's tokens of each passage in a ``tsvector`` (GIN index) and the BM25 statistics in
-tables, so lexical scores are the local folder's BM25 scores. Schema:
-``postgres_schema.sql``; builds: ``postgres_build.py``.
+Vectors sit in a pgvector column behind an HNSW or IVFFlat index (``postgres_vectors.py``);
+the lexical side keeps the analyser's tokens of each passage in a ``tsvector`` (GIN index)
+and the BM25 statistics in tables, so lexical scores are the local folder's BM25 scores.
+Schema: ``postgres_schema.sql``; builds: ``postgres_build.py``.
 
 A ``PostgresStore`` is one loaded version, like the local ``Index``: its passages are held in
 memory, its searches run in the database and name that version, so a build switching to a
@@ -33,14 +33,12 @@ from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
 from collab_qa.store.local import DATABASE_READABLE_FORMATS as READABLE_FORMATS
 from collab_qa.store.postgres_lexical import PostingRow, any_of, top_k
 from collab_qa.store.postgres_sparse import sparse_terms_of
+from collab_qa.store.postgres_vectors import SEARCH_SETTINGS_SQL, search_settings
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
 # bm25s' defaults, which the local folder's BM25 uses.
 BM25_K1 = 1.5
 BM25_B = 0.75
-# Candidates the HNSW graph keeps while searching; raised to k for larger k, to a limit.
-EF_SEARCH = 100
-EF_SEARCH_LIMIT = 1000  # pgvector's limit; past it the iterative scan goes on to k passages
 # Past this many passages, lexical search keeps to a budget (postgres_lexical).
 EXHAUSTIVE_LEXICAL_LIMIT = 200_000
 CONNECT_TIMEOUT_SECONDS = 5
@@ -83,6 +81,7 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 
     register_vector(connection)
     connection.execute("SET hnsw.iterative_scan = strict_order")
+    connection.execute("SET ivfflat.iterative_scan = relaxed_order")
     # psycopg prepares a statement run five times; a generic plan, blind to the query's
     # words and positions, made lexical scoring 50x slower than a plan for its values.
     connection.execute("SET plan_cache_mode = force_custom_plan")
@@ -380,10 +379,10 @@ class PostgresStore(TableLookups):
         params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,
                   "k": k}
         with self.database.pooled() as connection, connection.transaction():
-            connection.execute("SELECT set_config('hnsw.ef_search', %s, true)",
-                               (str(min(max(EF_SEARCH, k), EF_SEARCH_LIMIT)),))
+            connection.execute(SEARCH_SETTINGS_SQL,
+                               search_settings(self._manifest.get("vector_index"), k))
             rows = connection.execute(_DENSE_SQL.format(d=self.dimension), params).fetchall()
-        return _arrays(rows)
+        return _arrays(sorted(rows, key=lambda row: -row[1]))  # IVF's relaxed order
 
     def dense_scores(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
         params = {"vector": np.asarray(vector, dtype=np.float32), "version": self.version_id,

@@ -5,7 +5,10 @@ A build holds an advisory lock for its whole run (a second builder waits, as on 
 folder's file lock), embeds outside any transaction, then writes the new version and
 switches ``current_version`` to it in one transaction: readers see the old version or the
 new one, and a build that fails or is killed leaves the old one serving. Documents and
-passages a version keeps are shared with the version before, not copied.
+passages a version keeps are shared with the version before, not copied. The vector index
+(HNSW or IVFFlat, by size) is created in the first build's transaction; a build after which
+the collection has outgrown it rebuilds it once it has switched, without blocking searches
+(``postgres_vectors.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,14 @@ from collab_qa.store.postgres import (
 )
 from collab_qa.store.postgres_lexical import POSTING_BLOCK
 from collab_qa.store.postgres_sparse import sparse_column, write_kept_sparse
+from collab_qa.store.postgres_vectors import (
+    BY_SIZE,
+    VectorIndex,
+    VectorIndexChoice,
+    create_index,
+    current_index,
+    replace_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +76,15 @@ class PostgresBackend:
 
     Args:
         database: The database.
+        vectors: How builds choose the vector index (by size unless told).
     """
 
     keeps_sparse_terms = True  # in a sparsevec column (postgres_sparse)
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database,
+                 vectors: VectorIndexChoice = BY_SIZE) -> None:
         self.database = database
+        self.vectors = vectors
 
     @contextmanager
     def building(self, timeout: float) -> Iterator[None]:
@@ -99,16 +113,18 @@ class PostgresBackend:
     def writer(self, base: IndexStore | None) -> PostgresWriter:
         if base is not None and not isinstance(base, PostgresStore):
             raise TypeError(f"A database index builds on a database version, not {type(base)}.")
-        return PostgresWriter(self.database, base)
+        return PostgresWriter(self.database, base, self.vectors)
 
 
 class PostgresWriter:
     """One new version in the database (``IndexWriter``): kept documents are referenced,
     added ones are held in memory until ``commit`` writes everything in one transaction."""
 
-    def __init__(self, database: Database, base: PostgresStore | None) -> None:
+    def __init__(self, database: Database, base: PostgresStore | None,
+                 vectors: VectorIndexChoice = BY_SIZE) -> None:
         self._database = database
         self._base = base
+        self._vectors = vectors
         self.records: list[DocumentRecord] = []
         self.content_ids: dict[str, str] = {}
         self.added: list[tuple[DocumentRecord, Sequence[Chunk], np.ndarray]] = []
@@ -158,21 +174,28 @@ class PostgresWriter:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **facts,
             "model": {**facts["model"], "sparse_dimension": sparse_dimension},
-            "dense_index": "pgvector HNSW (cosine)",
             "lexical_index": "tsvector (GIN) with BM25 statistics and impact-ordered postings",
             "documents": {r.id: {"sha256": r.sha256, "title": r.title,
                                  "chunk_ids": list(r.chunk_ids)} for r in self.records},
             "totals": {"documents": len(self.records),
                        "chunks": sum(len(r.chunk_ids) for r in self.records)},
         }
+        dimension = int(facts["model"]["dimension"])
         with self._database.connection(vectors=True) as connection:
+            current = current_index(connection, dimension)
+            vectors = self._vectors.wanted(manifest["totals"]["chunks"], current)
+            manifest |= {"dense_index": vectors.describe(), "vector_index": vectors.facts()}
             with connection.transaction():
-                _write_documents(connection, self.added, self.content_ids,
-                                 int(facts["model"]["dimension"]), self.sparse, sparse_dimension)
+                _write_documents(connection, self.added, self.content_ids, dimension,
+                                 self.sparse, sparse_dimension)
                 write_kept_sparse(connection, self.kept_sparse, sparse_dimension)
+                if current is None:
+                    create_index(connection, dimension, vectors)
                 _write_version(connection, manifest, [self.content_ids[r.id]
                                                       for r in self.records])
             _remove_old_versions(connection)
+            if current is not None and current != vectors:
+                _replace_vector_index(connection, dimension, vectors)
         return version
 
 
@@ -251,10 +274,6 @@ def _write_version(connection: psycopg.Connection[Any], manifest: dict[str, Any]
     """Write the version's rows and make it current. ``ordered``: its documents' content
     ids, in corpus order."""
     dimension = int(manifest["model"]["dimension"])
-    connection.execute(
-        f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dimension} ON collab_qa.chunks "
-        f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
-        f"WHERE dimension = {dimension}")
     row = connection.execute(
         "INSERT INTO collab_qa.versions (name, model_id, dimension, chunk_count, manifest) "
         "VALUES (%s, %s, %s, %s, %s) RETURNING version_id",
@@ -323,6 +342,20 @@ def _write_postings(connection: psycopg.Connection[Any], version_id: int) -> Non
     connection.execute(f"SET LOCAL work_mem = '{POSTINGS_WORK_MEM}'")
     connection.execute(_POSTINGS_SQL, {"version": version_id, "block": POSTING_BLOCK,
                                        "k1": BM25_K1, "b": BM25_B})
+
+
+def _replace_vector_index(connection: psycopg.Connection[Any], dimension: int,
+                          vectors: VectorIndex) -> None:
+    """Train the vector index again (the new version is already served by the old one). A
+    failure leaves the old index serving; the next build tries again."""
+    started = time.monotonic()
+    try:
+        replace_index(connection, dimension, vectors)
+    except psycopg.Error as exc:
+        log.warning("The vector index was not rebuilt as %s: %s", vectors.describe(), exc)
+        return
+    log.info("Vector index rebuilt as %s in %.0f s", vectors.describe(),
+             time.monotonic() - started)
 
 
 def _remove_old_versions(connection: psycopg.Connection[Any]) -> None:
