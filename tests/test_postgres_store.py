@@ -293,3 +293,15 @@ def test_the_eval_test_split_through_postgres_matches_the_local_folder(
         for name in ("hit@1", "recall@5"):
             assert abs((ours.metrics[name] or 0) - (theirs.metrics[name] or 0)) <= 0.03, (
                 ours.mode, name)
+
+
+def test_a_database_without_a_recent_pgvector_is_refused_with_a_sentence() -> None:
+    from collab_qa.errors import DatabaseError
+    from collab_qa.store.postgres_build import require_pgvector
+
+    require_pgvector("0.8.0")
+    require_pgvector("0.7")
+    with pytest.raises(DatabaseError, match="no pgvector extension"):
+        require_pgvector(None)
+    with pytest.raises(DatabaseError, match=r"pgvector 0\.5\.1; collab-qa needs 0\.7"):
+        require_pgvector("0.5.1")

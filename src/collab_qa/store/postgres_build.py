@@ -31,7 +31,7 @@ from psycopg.types.json import Json
 from collab_qa.analysis import lexical_tokens
 from collab_qa.chunking import Chunk, ChunkerConfig, embedding_text
 from collab_qa.embedding import Embedder
-from collab_qa.errors import BuildLockedError, IndexLoadError
+from collab_qa.errors import BuildLockedError, DatabaseError, IndexLoadError
 from collab_qa.index import BuildReport, build_into
 from collab_qa.settings import Settings
 from collab_qa.sparse import SparseVector
@@ -91,6 +91,7 @@ class PostgresBackend:
         with self.database.connection() as connection:
             _lock(connection, timeout, self.database)
             try:
+                require_pgvector(_pgvector_version(connection))
                 connection.execute(resources.files("collab_qa.store")
                                    .joinpath("postgres_schema.sql").read_text(encoding="utf-8"))
                 _remove_old_versions(connection)
@@ -217,6 +218,35 @@ def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *
         lock_timeout=settings.build_lock_timeout, progress=progress,
         sparse_terms=settings.sparse_terms,
     )
+
+
+# sparsevec (the passages' sparse terms) arrived in pgvector 0.7.
+PGVECTOR_MINIMUM = (0, 7)
+
+
+def _pgvector_version(connection: psycopg.Connection[Any]) -> str | None:
+    """The pgvector version the database has installed, or else would install."""
+    row = connection.execute(
+        "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+        "(SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def require_pgvector(version: str | None) -> None:
+    """Refuse, with one sentence, a database without pgvector or with one too old.
+
+    Raises:
+        DatabaseError: when ``version`` is None or older than ``PGVECTOR_MINIMUM``.
+    """
+    wanted = ".".join(map(str, PGVECTOR_MINIMUM))
+    if version is None:
+        raise DatabaseError(f"The database has no pgvector extension; install pgvector {wanted} "
+                            "or later on the server.")
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < PGVECTOR_MINIMUM:
+        raise DatabaseError(f"The database has pgvector {version}; collab-qa needs {wanted} or "
+                            "later (ALTER EXTENSION vector UPDATE after installing it).")
 
 
 def _lock(connection: psycopg.Connection[Any], timeout: float, database: Database) -> None:
