@@ -475,6 +475,8 @@ def test_reindex_from_loopback_switches_the_index(client: TestClient, settings: 
                                                 encoding="utf-8")
     body = client.post("/api/reindex").json()
     assert body["added"] == ["new.md"] and body["index_version"] != before
+    assert body["embedded_chunks"] >= 1 and body["lexical_rebuilt"] is False
+    assert body["sparse_added_chunks"] == 0
     assert client.get("/readyz").json()["index_version"] == body["index_version"]
     assert ask(client, "okapi unit", mode="lexical")["passages"][0]["doc_id"] == "new.md"
     form = client.post("/documents/reindex", follow_redirects=False)

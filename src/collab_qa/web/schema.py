@@ -159,6 +159,10 @@ class ReindexOut(BaseModel):
     skipped: list[SkippedOut]
     chunks: int
     embedded_chunks: int
+    sparse_added_chunks: int = Field(
+        0, description="Kept passages that only had their sparse terms added.")
+    lexical_rebuilt: bool = Field(
+        False, description="Whether the BM25 index was rebuilt for a newer text analyser.")
     seconds: float
     full_rebuild_reason: str | None
     version: str
