@@ -95,6 +95,12 @@ def test_sentences_keep_emails_whole_and_join_a_name_with_its_role() -> None:
     assert "Isabella Palomba Rydén\n\nInternational Coordinator" in profile
 
 
+def test_an_initial_does_not_end_a_sentence() -> None:
+    text = "Per Holm, dekan, Lena K. Ek, vd för Norrvik. Foto: A. B. Svensson. It ended."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Per Holm, dekan, Lena K. Ek, vd för Norrvik.", "Foto: A. B. Svensson.", "It ended."]
+
+
 def test_a_sentence_broken_across_paragraphs_is_one() -> None:
     text = ("Partners come from Wales (Cardiff University)\n\nin the Tidewater project, with "
             "new equipment.\n\nThe end.\nnext line after a stop")

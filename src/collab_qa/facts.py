@@ -12,7 +12,8 @@ PHONE = re.compile(
     r"(?<![\w+-])(?:\+\d{1,3}[ -]?(?:\(0\)[ -]?)?\d{1,4}|0\d{1,4})(?:[ -]\d{2,4}){1,4}(?![\w-])"
 )
 _DATE_LIKE = re.compile(r"^\d{2,4}-\d{2}-\d{2,4}")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“'(\[–-]?\s?[A-ZÅÄÖÜÉ0-9])")
+# A stop before a capital ends a sentence, except after an initial ("Anna K. Berg").
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-ZÅÄÖÜÉ]\.)\s+(?=[\"“'(\[–-]?\s?[A-ZÅÄÖÜÉ0-9])")
 
 MONTHS = {name: number for language in lang.LANGUAGES
           for number, name in enumerate(lang.words("months", (language,)), 1)}
@@ -101,7 +102,7 @@ def holds_type(text: str, kind: str) -> bool:
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of the sentences of a passage: lines, cut after . ! ? before a capital.
 
-    Emails, decimals and abbreviations inside a sentence stay whole. A sentence broken
+    Emails, decimals, abbreviations and initials inside a sentence stay whole. A sentence broken
     across lines (the next line starts in lower case) is one span, and so is a name on its
     own line followed by a role line (a profile box: the name, then "International
     Coordinator"), so the name and the role are shown together."""
