@@ -173,3 +173,25 @@ def test_small_collections_keep_hnsw(database_url: str, kind: str) -> None:
     assert store.manifest["dense_index"] == "pgvector HNSW (cosine)"
     assert index_facts(database_url)[0] == "hnsw"
     assert recall_at_10(store, vectors, vectors[:20]) >= 0.95
+
+
+def test_the_setting_chooses_the_kind_and_a_change_reaches_the_next_build(
+        database_url: str) -> None:
+    from pydantic import ValidationError
+
+    from collab_qa.settings import Settings
+    from collab_qa.store.postgres_build import backend_for
+
+    with pytest.raises(ValidationError, match="database_vector_index"):
+        Settings(database_url=database_url, database_vector_index="flat")  # type: ignore[arg-type]
+    vectors = clustered(500, seed=4)
+    ivf = backend_for(Settings(database_url=database_url, database_vector_index="ivfflat"))
+    store = build(ivf, {"doc1": vectors})
+    assert index_facts(database_url)[0] == "ivfflat"
+    assert "IVFFlat" in store.manifest["dense_index"]
+    hnsw = backend_for(Settings(database_url=database_url, database_vector_index="hnsw"))
+    store = build(hnsw, {"doc2": clustered(20, seed=5)}, keep=("doc1",))
+    assert index_facts(database_url)[0] == "hnsw"
+    assert store.manifest["dense_index"] == "pgvector HNSW (cosine)"
+    assert recall_at_10(store, np.vstack([vectors, clustered(20, seed=5)]),
+                        vectors[:20]) >= 0.9

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         "Postgres database (with pgvector), shared by every server given the same URL, and no "
         "index folder is written or read; empty means the local index folder.",
     )
+    database_vector_index: Literal["auto", "hnsw", "ivfflat"] = Field(
+        "auto", description="The database's vector index (with `database_url`): `auto` "
+        "builds pgvector's HNSW below 100,000 passages and IVFFlat from there (rebuilt beside "
+        "the old one when the collection doubles); `hnsw` or `ivfflat` keeps to one kind.",
+    )
     database_pool_size: int = Field(
         8, ge=1, le=200, description="Most connections each server keeps open to the database "
         "for searches, conversations and feedback (with `database_url`).",

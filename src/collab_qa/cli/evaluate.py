@@ -134,9 +134,9 @@ def _eval_beir(folder: Path, modes: list[str], settings: Settings) -> None:
             "reused next time)…", highlight=False))
     index: IndexStore = cached
     if database is not None:
-        from collab_qa.store.postgres_build import PostgresBackend
+        from collab_qa.store.postgres_build import backend_for
 
-        index = copy_into(dataset, cached, PostgresBackend(database),
+        index = copy_into(dataset, cached, backend_for(settings, database),
                           lock_timeout=settings.build_lock_timeout)
     searcher = Searcher(index, embedder, dense_weight=settings.dense_weight, max_k=1000,
                         sparse_terms=settings.sparse_terms)

@@ -73,7 +73,7 @@ def _copy_folder(folder: Path, settings: Settings) -> BuildReport:
     """``index --from-folder``: the folder's live version, copied into the database."""
     from collab_qa.index import copy_index, load_index
     from collab_qa.store.postgres import Database
-    from collab_qa.store.postgres_build import PostgresBackend
+    from collab_qa.store.postgres_build import backend_for
 
     if not settings.database_url:
         raise UserError("--from-folder copies an index folder into a database: set "
@@ -82,5 +82,5 @@ def _copy_folder(folder: Path, settings: Settings) -> BuildReport:
     source = load_index(folder, term_stats=False)
     console.print(f"Copying version {source.version} of {folder} ({len(source.chunks):,} "
                   f"chunks) into the {database.describe()}…", highlight=False)
-    return copy_index(source, PostgresBackend(database),
+    return copy_index(source, backend_for(settings, database),
                       lock_timeout=settings.build_lock_timeout)

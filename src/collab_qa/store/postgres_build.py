@@ -200,6 +200,13 @@ class PostgresWriter:
         return version
 
 
+def backend_for(settings: Settings, database: Database | None = None) -> PostgresBackend:
+    """The database of ``settings`` (or ``database``, already connected) as a build target,
+    with the vector index the settings ask for."""
+    return PostgresBackend(database or Database.connect(settings.database_url),
+                           VectorIndexChoice(kind=settings.database_vector_index))
+
+
 def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *,
                                        full: bool = False, progress: bool = False,
                                        ) -> BuildReport:
@@ -212,7 +219,7 @@ def build_postgres_index_from_settings(settings: Settings, embedder: Embedder, *
         DatabaseError: when the database cannot be reached.
     """
     return build_into(
-        PostgresBackend(Database.connect(settings.database_url)), settings.corpus_dir, embedder,
+        backend_for(settings), settings.corpus_dir, embedder,
         ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
         full=full, max_file_bytes=settings.max_file_bytes,
         lock_timeout=settings.build_lock_timeout, progress=progress,
