@@ -183,7 +183,7 @@ def test_the_setting_chooses_the_kind_and_a_change_reaches_the_next_build(
     from collab_qa.store.postgres_build import backend_for
 
     with pytest.raises(ValidationError, match="database_vector_index"):
-        Settings(database_url=database_url, database_vector_index="flat")  # type: ignore[arg-type]
+        Settings(database_url=database_url, database_vector_index="flat")
     vectors = clustered(500, seed=4)
     ivf = backend_for(Settings(database_url=database_url, database_vector_index="ivfflat"))
     store = build(ivf, {"doc1": vectors})
