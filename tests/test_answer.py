@@ -324,6 +324,18 @@ def test_a_role_asked_in_one_language_is_found_in_the_other() -> None:
     assert "Lena Ek" in lead
 
 
+def test_the_person_in_the_role_asked_about_comes_first_among_the_contacts() -> None:
+    from collab_qa.contacts import role_first
+
+    caption = hit("Per Holm, dekan vid Norrvik, Lena Ek, rektor för Norrvik universitet, "
+                  "och Ulf Berg, direktör för sjukhuset.")
+    cards = extract_contacts([caption], people=True)
+    assert [c.name for c in cards][:2] == ["Per Holm", "Lena Ek"]
+    first = role_first(cards, asked_role("Who is the president of Norrvik University?"))
+    assert [c.name for c in first] == ["Lena Ek", "Per Holm", "Ulf Berg"]
+    assert role_first(cards, None) == cards
+
+
 def test_how_do_i_leads_with_where_to_turn() -> None:
     passage = hit("Most companies value a partnership that lasts for many years. "
                   "Help with a partnership is provided by the Partner Office (PO).")

@@ -18,12 +18,14 @@ from collab_qa.facts import (
     NAME_COMMA_ROLE,
     PERSON_LINE,
     PROVIDED_BY,
+    ROLE_KINDS,
     ROLE_LINE,
     phones,
     role_colon_names,
     sentence_spans,
 )
 from collab_qa.hits import Hit
+from collab_qa.query import asked_role
 from collab_qa.rerank import Ranking
 
 _CARRY_ON = tuple(lang.words("carry_on_pronouns"))
@@ -197,11 +199,21 @@ def extract_contacts(hits: Sequence[Hit], people: bool) -> list[Contact]:
     return contacts
 
 
+def role_first(cards: list[Contact], kind: str | None) -> list[Contact]:
+    """The cards with a role of the kind asked about ("who is the dean?") first, in either
+    language; the others keep their order after them."""
+    if kind is None:
+        return cards
+    pattern = ROLE_KINDS[kind]
+    return sorted(cards, key=lambda card: not (card.role and pattern.search(card.role)))
+
+
 def find_contacts(ranking: Ranking) -> Contacts:
-    """The contact cards of the answer's first three passages, and whether the first two
-    retrieved passages name anybody with a role."""
+    """The contact cards of the answer's first three passages (a person in the role asked
+    about first), and whether the first two retrieved passages name anybody with a role."""
     return Contacts(
-        cards=extract_contacts(ranking.ordered[:3], people=ranking.query.asks_contact),
+        cards=role_first(extract_contacts(ranking.ordered[:3], people=ranking.query.asks_contact),
+                         asked_role(ranking.query.question)),
         role_named=any(contact.role for contact in extract_contacts(ranking.hits[:2],
                                                                      people=True)),
     )
