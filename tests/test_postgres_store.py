@@ -305,3 +305,43 @@ def test_a_database_without_a_recent_pgvector_is_refused_with_a_sentence() -> No
         require_pgvector(None)
     with pytest.raises(DatabaseError, match=r"pgvector 0\.5\.1; collab-qa needs 0\.7"):
         require_pgvector("0.5.1")
+
+
+def test_passages_tokenised_by_an_older_analyser_are_named_until_a_full_build(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from collab_qa.chunking import Chunk
+    from collab_qa.store import DocumentRecord
+    from collab_qa.store.postgres import Database
+    from collab_qa.store.postgres_build import PostgresBackend
+
+    backend = PostgresBackend(Database.connect(database_url))
+
+    def build(documents: Sequence[str], keep: Sequence[str] = ()) -> Any:
+        with backend.building(10):
+            writer = backend.writer(backend.load() if keep else None)
+            for doc_id in keep:
+                writer.keep(doc_id)
+            for doc_id in documents:
+                chunk = Chunk(doc_id, 0, (), 0, 20, f"the {doc_id} office helps")
+                writer.add(DocumentRecord(doc_id, doc_id, "", f"sha-{doc_id}", "txt", ()),
+                           [chunk], np.ones((1, 8), dtype=np.float32))
+            writer.commit({"model": {"id": "fake", "dimension": 8}, "chunker": {},
+                           "skipped": [], "build": {}})
+        return backend.load()
+
+    outdated = "older text analyser"
+    with caplog.at_level("WARNING", logger="collab_qa.store.postgres"):
+        build(["alpha"])
+        assert outdated not in caplog.text
+        with psycopg.connect(database_url) as connection:  # as an older release left it
+            connection.execute("UPDATE collab_qa.versions "
+                               "SET manifest = (manifest::jsonb - 'analyser')::json")
+        caplog.clear()
+        backend.load()
+        assert outdated in caplog.text
+        caplog.clear()
+        kept = build(["beta"], keep=["alpha"])  # alpha's tokens are still the old ones
+        assert kept.manifest.get("analyser") is None and outdated in caplog.text
+        caplog.clear()
+        build(["alpha", "beta"])  # every passage tokenised again
+        assert outdated not in caplog.text

@@ -12,7 +12,7 @@ new version never mixes two. ``refresh()`` returns the store of the version now 
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,17 +22,18 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
-from collab_qa.analysis import TermStats, query_tokens
+from collab_qa.analysis import TermStats, analyser_version, query_tokens
 from collab_qa.chunking import Chunk
 from collab_qa.errors import DatabaseError, DatabaseUnavailable, IndexLoadError
 from collab_qa.store import DocumentRecord
+from collab_qa.store.local import ANALYSER
 from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
 from collab_qa.store.local import DATABASE_READABLE_FORMATS as READABLE_FORMATS
 from collab_qa.store.postgres_lexical import PostingRow, any_of, top_k
 from collab_qa.store.postgres_sparse import sparse_terms_of
+from collab_qa.store.postgres_url import check_database_url, describe_database
 from collab_qa.store.postgres_vectors import SEARCH_SETTINGS_SQL, search_settings
 from collab_qa.store.shared import ChunkTable, TableLookups, passage_stats
 
@@ -48,33 +49,7 @@ POOL_WAIT_SECONDS = 5.0
 VERSION_CHANNEL = "collab_qa_version"
 BUILD_HINT = "build it with `collab-qa index`"
 
-_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
-
-
-def describe_database(url: str) -> str:
-    """"database NAME on HOST", without the user or password, for messages."""
-    try:
-        parts = conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "the database"
-    host = str(parts.get("host") or "localhost")
-    return f"database {parts.get('dbname') or parts.get('user') or 'postgres'} on {host}"
-
-
-def check_database_url(url: str) -> None:
-    """Raise DatabaseError with a sentence when ``url`` is not a ``postgresql://`` URL."""
-    if not _URL.match(url):
-        raise DatabaseError(
-            "COLLAB_QA_DATABASE_URL must start with postgresql:// (for example "
-            "postgresql://user:password@host:5432/database)."
-        )
-    try:
-        conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DatabaseError(f"COLLAB_QA_DATABASE_URL is not a valid database URL ({why}).") \
-            from None
-
+log = logging.getLogger(__name__)
 
 def _configure(connection: psycopg.Connection[Any]) -> None:
     from pgvector.psycopg import register_vector
@@ -317,6 +292,11 @@ class PostgresStore(TableLookups):
                 f"The index in the {describe_database(database.url)} was built with model "
                 f"{model_id}, but the configured model is {expected_model_id}; rebuild it "
                 "with `collab-qa index --full`.")
+        if manifest.get(ANALYSER) != analyser_version():
+            log.warning("Passages of the index in the %s were tokenised by an older text "
+                        "analyser, so word matches may be off; `collab-qa index --full` "
+                        "tokenises them again (and encodes them again).",
+                        describe_database(database.url))
         chunks = [
             Chunk(doc_id, ordinal, tuple(headings), start, end, text, chunk_id)
             for doc_id, ordinal, headings, start, end, text, chunk_id in connection.execute(

@@ -28,7 +28,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Json
 
-from collab_qa.analysis import lexical_tokens
+from collab_qa.analysis import analyser_version, lexical_tokens
 from collab_qa.chunking import Chunk, ChunkerConfig, embedding_text
 from collab_qa.embedding import Embedder
 from collab_qa.errors import BuildLockedError, DatabaseError, IndexLoadError
@@ -36,6 +36,7 @@ from collab_qa.index import BuildReport, build_into
 from collab_qa.settings import Settings
 from collab_qa.sparse import SparseVector
 from collab_qa.store import DocumentRecord, IndexStore
+from collab_qa.store.local import ANALYSER
 from collab_qa.store.local import DATABASE_FORMAT_VERSION as FORMAT_VERSION
 from collab_qa.store.postgres import (
     BM25_B,
@@ -43,10 +44,10 @@ from collab_qa.store.postgres import (
     VERSION_CHANNEL,
     Database,
     PostgresStore,
-    describe_database,
 )
 from collab_qa.store.postgres_lexical import POSTING_BLOCK
 from collab_qa.store.postgres_sparse import sparse_column, write_kept_sparse
+from collab_qa.store.postgres_url import describe_database
 from collab_qa.store.postgres_vectors import (
     BY_SIZE,
     VectorIndex,
@@ -133,11 +134,13 @@ class PostgresWriter:
         self.sparse: dict[str, Sequence[SparseVector]] = {}
         self.kept_sparse: list[tuple[str, int, SparseVector]] = []
         self._without_sparse = 0  # passages of this version that will hold no sparse vector
+        self._kept = False  # whether any passage (and so its stored tokens) comes from base
 
     def keep(self, doc_id: str, sparse: Sequence[SparseVector] | None = None) -> None:
         if self._base is None:
             raise KeyError(f"{doc_id} cannot be kept: there is no previous version")
         record = self._base.documents[doc_id]
+        self._kept = True
         self.records.append(record)
         self.content_ids[doc_id] = self._base.content_ids[doc_id]
         if sparse is not None:
@@ -164,6 +167,16 @@ class PostgresWriter:
         else:
             self.sparse[document.id] = sparse
 
+    def _analyser(self) -> str | None:
+        """The text analyser that tokenised every passage of the new version: this code's,
+        unless passages kept from the previous version were tokenised by another (or by one
+        never recorded), whose tokens they keep: their rows are shared between versions."""
+        current = analyser_version()
+        if self._base is None or not self._kept:
+            return current
+        previous = self._base.manifest.get(ANALYSER)
+        return current if previous == current else previous
+
     def commit(self, facts: Mapping[str, Any]) -> str:
         version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:6]
         # A version holds sparse vectors only when every passage of it has one.
@@ -176,6 +189,7 @@ class PostgresWriter:
             **facts,
             "model": {**facts["model"], "sparse_dimension": sparse_dimension},
             "lexical_index": "tsvector (GIN) with BM25 statistics and impact-ordered postings",
+            ANALYSER: self._analyser(),
             "documents": {r.id: {"sha256": r.sha256, "title": r.title,
                                  "chunk_ids": list(r.chunk_ids)} for r in self.records},
             "totals": {"documents": len(self.records),
