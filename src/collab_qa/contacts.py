@@ -25,7 +25,6 @@ from collab_qa.facts import (
     sentence_spans,
 )
 from collab_qa.hits import Hit
-from collab_qa.query import asked_role
 from collab_qa.rerank import Ranking
 
 _CARRY_ON = tuple(lang.words("carry_on_pronouns"))
@@ -213,7 +212,7 @@ def find_contacts(ranking: Ranking) -> Contacts:
     about first), and whether the first two retrieved passages name anybody with a role."""
     return Contacts(
         cards=role_first(extract_contacts(ranking.ordered[:3], people=ranking.query.asks_contact),
-                         asked_role(ranking.query.question)),
+                         ranking.query.role),
         role_named=any(contact.role for contact in extract_contacts(ranking.hits[:2],
                                                                      people=True)),
     )

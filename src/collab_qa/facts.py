@@ -77,13 +77,13 @@ def names_role(text: str, kind: str) -> bool:
     any language ("Anna Berg, rektor för …" for a question about the president)."""
     pattern = ROLE_KINDS[kind]
     return any(pattern.search(sentence) and re.search(PERSON, sentence)
-               for sentence in (text[a:b] for a, b in sentence_spans(text)))
+               for sentence in sentences(text))
 
 
 def dates_event(text: str, kind: str) -> bool:
     """Whether a sentence of the text dates an event of this kind ("signed on …")."""
     return any(holds_date(sentence) and event_kind(sentence) == kind
-               for sentence in (text[a:b] for a, b in sentence_spans(text)))
+               for sentence in sentences(text))
 
 
 def holds_type(text: str, kind: str) -> bool:
@@ -130,6 +130,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         else:
             merged.append(span)
     return merged
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a passage (see ``sentence_spans``)."""
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def _continues(previous: str, line: str) -> bool:

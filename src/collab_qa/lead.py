@@ -31,7 +31,6 @@ from collab_qa.query import (
     ASKS_PHONE,
     ASKS_WAY,
     Query,
-    asked_role,
 )
 
 # Digits and unambiguous number words ("one" or "en" is as often an ordinary word).
@@ -53,7 +52,7 @@ def coverage(query_weights: dict[str, float], tokens: Set[str]) -> float:
     return sum(w for t, w in query_weights.items() if t in tokens) / total if total else 0.0
 
 
-def _sentence_bonus(sentence: str, question: str) -> float:
+def _sentence_bonus(sentence: str, question: str, role: str | None) -> float:
     """Extra score for a sentence that holds the kind of thing the question asks for (for
     "how do I …?", where to turn; for "who is the <role>?", a person in that role, named in
     either language), and a penalty for fragments (a lead-in "… within:" or a few words
@@ -70,7 +69,6 @@ def _sentence_bonus(sentence: str, question: str) -> float:
     if ((ASKS_CONTACT.search(question) and holds_contact(sentence))
             or (ASKS_WAY.search(question) and points_to_help(sentence))):
         bonus += 0.3
-    role = asked_role(question)
     if role is not None and names_role(sentence, role):
         bonus += 0.3
     if sentence.rstrip().endswith(":"):
@@ -110,7 +108,7 @@ def best_sentence(query: Query, hit: Hit, stats: TermStats) -> tuple[str, tuple[
     sentences = [text[a:b] for a, b in body]
     weights = _sentence_weights(query, hit, stats)
     closeness = [coverage(weights, set(tokens)) for tokens in content_tokens(sentences)]
-    scores = [close + _sentence_bonus(sentence, query.question)
+    scores = [close + _sentence_bonus(sentence, query.question, query.role)
               for sentence, close in zip(sentences, closeness, strict=True)]
     a, b = body[int(np.argmax(scores))]
     return text[a:b], (hit.chunk.start + a, hit.chunk.start + b)

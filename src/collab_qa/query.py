@@ -137,6 +137,8 @@ class Query:
         language: ``sv`` or ``en`` when the question shows it, else empty.
         dangling: The question refers back ("and their phone number?") but nothing was
             asked before it, and it names nothing (no name, no number).
+        role: The kind of role the question asks who holds ("rector" for "who is the
+            president…?"), else None.
     """
 
     question: str
@@ -151,6 +153,7 @@ class Query:
     topic_document: str | None = None
     language: str = ""
     dangling: bool = False
+    role: str | None = None
 
     @property
     def topic_follow_up(self) -> bool:
@@ -191,4 +194,5 @@ def resolve_query(question: str, history: Sequence[str] = (),
         language=detect_language(text, default=""),
         dangling=previous is None and refers_back(question)
         and not _names_something(question),
+        role=asked_role(question),
     )

@@ -24,7 +24,7 @@ from collab_qa.chunking import is_placeholder, is_plain_heading
 from collab_qa.documents import is_filler
 from collab_qa.facts import dates_event, event_kind, holds_type, names_role
 from collab_qa.hits import Hit, Retrieval
-from collab_qa.query import Query, asked_role, asked_types
+from collab_qa.query import Query, asked_types
 from collab_qa.store import IndexStore
 
 # Share of the score range added to a passage holding every name the question mentions.
@@ -169,9 +169,7 @@ def by_answer_type(kinds: frozenset[str], hits: list[Hit], event: str | None = N
                                                                             strict=True)]
         if any(dated):
             holds, jump = dated, ANSWER_TYPE_WINDOW
-    keys = [rank - (jump if held else 0) for rank, held in enumerate(holds)]
-    order = sorted(range(len(head)), key=lambda i: (keys[i], i))
-    return [head[i] for i in order] + list(hits[ANSWER_TYPE_WINDOW:])
+    return _moved_up(hits, holds, jump)
 
 
 def by_role(kind: str | None, hits: list[Hit]) -> list[Hit]:
@@ -179,11 +177,16 @@ def by_role(kind: str | None, hits: list[Hit]) -> list[Hit]:
     in either language, move up ``ANSWER_TYPE_JUMP`` places within the first passages."""
     if kind is None or len(hits) < 2:
         return list(hits)
-    head = list(hits[:ANSWER_TYPE_WINDOW])
-    keys = [rank - (ANSWER_TYPE_JUMP if names_role(hit.text, kind) else 0)
-            for rank, hit in enumerate(head)]
-    order = sorted(range(len(head)), key=lambda i: (keys[i], i))
-    return [head[i] for i in order] + list(hits[ANSWER_TYPE_WINDOW:])
+    return _moved_up(hits, [names_role(hit.text, kind) for hit in hits[:ANSWER_TYPE_WINDOW]],
+                     ANSWER_TYPE_JUMP)
+
+
+def _moved_up(hits: list[Hit], wanted: list[bool], jump: int) -> list[Hit]:
+    """``hits`` with each of the first ones that is ``wanted`` moved up ``jump`` places (ties
+    keep the earlier passage first); the rest after them as they were."""
+    keys = [rank - (jump if want else 0) for rank, want in enumerate(wanted)]
+    order = sorted(range(len(wanted)), key=lambda i: (keys[i], i))
+    return [hits[i] for i in order] + list(hits[len(wanted):])
 
 
 def rank(store: IndexStore, retrieval: Retrieval, k: int) -> Ranking:
@@ -201,7 +204,7 @@ def rank(store: IndexStore, retrieval: Retrieval, k: int) -> Ranking:
                              store.term_stats.fillers)
     ordered = by_answer_type(query.kinds, with_next_passage(store, retrieval, query.kinds, hits),
                              event_kind(query.question))
-    ordered = by_role(asked_role(query.question), ordered)
+    ordered = by_role(query.role, ordered)
     completed = with_next_passage(store, retrieval, asked_types(query.question), hits)
     return Ranking(retrieval, hits, ordered, completed)
 
